@@ -1,0 +1,23 @@
+"""fmkit: a pretrained foundation model + your data -> a measured, trustworthy deployment.
+
+``import fmkit`` stays cheap: torch, transformers and friends load inside the stage
+that needs them (see tests/test_import_cost.py).
+
+Example::
+
+    import fmkit
+    model = fmkit.load("models/reviews-lora")
+    model.predict(["a warm, funny, beautifully acted film"])
+"""
+
+from fmkit._version import __version__
+from fmkit.errors import BadInputError, CheckFailedError, FmkitError
+
+__all__ = ["__version__", "load", "FmkitError", "BadInputError", "CheckFailedError"]
+
+
+def load(path, *, device: str = "auto", backend: str = "torch"):
+    """Open a bundle for prediction: ``fmkit.load(path).predict(["text"])``."""
+    from fmkit.runtime import load_runtime
+
+    return load_runtime(path, device=device, backend=backend)

@@ -1,0 +1,42 @@
+"""Where the data comes from and how it is split."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DataConfig(BaseModel):
+    """A labelled text table: a file (CSV/TSV/JSONL/Parquet) or a built-in dataset name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="path to CSV/TSV/JSONL/Parquet, or a built-in dataset (rotten-tomatoes)")
+    text_column: str = Field("text", description="column holding the input text")
+    label_column: str = Field("label", description="column holding the class label")
+    format: str = Field("auto", description="auto (from the suffix), csv, tsv, jsonl or parquet")
+    validation_fraction: float = Field(0.1, description="share of each class held out for early stopping")
+    test_fraction: float = Field(0.1, description="share of each class held out for the final test")
+    seed: int = Field(0, description="seed of the stratified split (and of max_rows sampling)")
+    max_rows: int | None = Field(
+        None, description="keep a stratified sample of this many cleaned rows (quick runs, tests)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        errors = []
+        if self.format not in ("auto", "csv", "tsv", "jsonl", "parquet"):
+            errors.append(f"format={self.format!r}: use auto, csv, tsv, jsonl or parquet")
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                errors.append(f"{name}={value}: must be in [0, 1)")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            errors.append(
+                f"validation_fraction + test_fraction = {self.validation_fraction + self.test_fraction:.2f} "
+                "leaves under 10% for training; lower them"
+            )
+        if self.max_rows is not None and self.max_rows < 10:
+            errors.append(f"max_rows={self.max_rows}: need at least 10 rows, or leave it unset for all")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self

@@ -1,0 +1,115 @@
+"""Load, clean and split a labelled text table into a :class:`TextClassificationData`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fmkit.data.builtin import BUILTIN_DATASETS
+from fmkit.data.clean import CleaningReport, clean_records
+from fmkit.data.config import DataConfig
+from fmkit.data.readers import read_table
+from fmkit.data.split import SPLITS, fingerprint, stratified_sample, stratified_split
+from fmkit.errors import BadInputError
+from fmkit.registry import did_you_mean
+
+
+@dataclass
+class TextClassificationData:
+    texts: list[str]
+    labels: list[str]
+    label_names: list[str]
+    splits: dict[str, list[int]]
+    fingerprint: str
+    config: DataConfig
+    report: CleaningReport = field(default_factory=CleaningReport)
+
+    def split(self, name: str) -> tuple[list[str], list[str]]:
+        if name == "all":
+            return list(self.texts), list(self.labels)
+        if name not in self.splits:
+            raise BadInputError(f"unknown split {name!r}; use one of {', '.join(SPLITS)} or all")
+        indices = self.splits[name]
+        return [self.texts[i] for i in indices], [self.labels[i] for i in indices]
+
+    def summary(self) -> dict:
+        return {
+            "source": self.config.source,
+            "text_column": self.config.text_column,
+            "label_column": self.config.label_column,
+            "fingerprint": self.fingerprint,
+            "split_seed": self.config.seed,
+            "split_sizes": {name: len(indices) for name, indices in self.splits.items()},
+            "cleaning": self.report.as_dict(),
+            "max_rows": self.config.max_rows,
+        }
+
+
+def _sort_labels(values: set[str]) -> list[str]:
+    try:
+        return sorted(values, key=float)  # numeric labels in numeric order
+    except ValueError:
+        return sorted(values)
+
+
+def read_labelled_columns(config: DataConfig) -> tuple[list[str], list[str], str]:
+    """The raw text and label columns, and a printable name of where they came from."""
+    if config.source in BUILTIN_DATASETS:
+        frame = BUILTIN_DATASETS.get(config.source).load()
+        origin = f"built-in dataset {config.source!r}"
+    else:
+        path = Path(config.source)
+        if not path.exists() and "/" not in config.source and not path.suffix:
+            raise BadInputError(
+                f"data {config.source!r} is neither a file nor a built-in dataset "
+                f"({', '.join(BUILTIN_DATASETS.names())}).{did_you_mean(config.source, BUILTIN_DATASETS.names())}"
+            )
+        frame = read_table(path, config.format)
+        origin = str(path)
+    columns = [str(c) for c in frame.columns]
+    missing = [c for c in (config.text_column, config.label_column) if c not in columns]
+    if missing:
+        hints = "".join(did_you_mean(c, columns) for c in missing)
+        raise BadInputError(
+            f"{origin}: column(s) {', '.join(map(repr, missing))} not found; the columns are "
+            f"{', '.join(map(repr, columns))}.{hints} Set --text-column/--label-column."
+        )
+    if len(frame) == 0:
+        raise BadInputError(f"{origin}: the file has a header but no rows")
+    as_text = lambda column: ["" if v is None or v != v else str(v) for v in frame[column].tolist()]  # noqa: E731
+    return as_text(config.text_column), as_text(config.label_column), origin
+
+
+def load_text_classification(config: DataConfig) -> TextClassificationData:
+    raw_texts, raw_labels, origin = read_labelled_columns(config)
+    texts, labels, report = clean_records(raw_texts, raw_labels)
+    dropped = report.rows_read - report.rows_kept
+    if dropped:
+        warnings.warn(
+            f"{origin}: dropped {dropped} of {report.rows_read} rows ({report.empty_dropped} empty, "
+            f"{report.duplicates_dropped} duplicate, {report.conflicting_dropped} with conflicting labels, "
+            f"{report.missing_label_dropped} without a label)",
+            stacklevel=2,
+        )
+    if not texts:
+        raise BadInputError(f"{origin}: no usable rows after dropping empty texts and labels")
+    if config.max_rows is not None:
+        keep = stratified_sample(labels, config.max_rows, config.seed)
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    label_names = _sort_labels(set(labels))
+    if len(label_names) < 2:
+        raise BadInputError(
+            f"{origin}: column {config.label_column!r} has only one class ({label_names[0]!r}); "
+            "classification needs at least two. Check --label-column."
+        )
+    splits = stratified_split(labels, config.validation_fraction, config.test_fraction, config.seed)
+    return TextClassificationData(
+        texts=texts,
+        labels=labels,
+        label_names=label_names,
+        splits=splits,
+        fingerprint=fingerprint(texts, labels),
+        config=config,
+        report=report,
+    )

@@ -1,0 +1,91 @@
+"""Read a table from disk with errors that name the file, the line and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fmkit.errors import BadInputError
+
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                  ".parquet": "parquet", ".pq": "parquet"}
+
+
+def detect_format(path: Path, format: str) -> str:
+    if format != "auto":
+        return format
+    suffixes = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz", ".zip")]
+    fmt = SUFFIX_FORMATS.get(suffixes[-1].lower() if suffixes else "")
+    if fmt is None:
+        raise BadInputError(
+            f"{path}: cannot tell the format from the suffix {''.join(path.suffixes) or '(none)'}; "
+            "use .csv, .tsv, .jsonl or .parquet, or pass --format"
+        )
+    return fmt
+
+
+def check_utf8(path: Path) -> None:
+    """Find the first non-UTF-8 byte and report its line and column."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise BadInputError(
+            f"{path}, line {line}, column {column}: byte 0x{raw[error.start]:02x} is not valid UTF-8. "
+            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)"
+        ) from None
+
+
+def read_table(path: Path, format: str = "auto"):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"data file {path} does not exist; check the path (relative to {Path.cwd()})")
+    if path.is_dir():
+        raise BadInputError(f"data path {path} is a directory; pass a CSV, TSV, JSONL or Parquet file")
+    fmt = detect_format(path, format)
+    if path.stat().st_size == 0:
+        raise BadInputError(f"data file {path} is empty; it needs a header row and labelled rows")
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types for a bad file
+            raise BadInputError(f"{path}: not a readable Parquet file ({error})") from None
+    if path.suffix not in (".gz", ".bz2", ".xz", ".zip"):
+        check_utf8(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    try:
+        return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise BadInputError(f"data file {path} has no rows or header; it needs a header row") from None
+    except pd.errors.ParserError as error:
+        raise BadInputError(f"{path}: malformed {fmt.upper()} ({error}); fix the quoting on that line") from None
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"{path}: not valid UTF-8 ({error}); re-save the file as UTF-8") from None
+
+
+def _read_jsonl(path: Path):
+    import pandas as pd
+
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BadInputError(
+                    f"{path}, line {number}, column {error.colno}: invalid JSON ({error.msg}); "
+                    "each line must be one JSON object"
+                ) from None
+            if not isinstance(record, dict):
+                raise BadInputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
+    if not records:
+        raise BadInputError(f"data file {path} has no records; each line must be one JSON object")
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,50 @@
+"""The fine-tuning stage's config: what to start from, what data, which method, how to train."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+
+from fmkit.data.config import DataConfig
+from fmkit.finetune.methods import FINETUNE_METHODS
+from fmkit.train.config import TrainConfig
+
+
+class FinetuneConfig(BaseModel):
+    """``fmkit finetune``: a base model + labelled texts -> a task bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("minilm", description="built-in name (minilm), local HF directory or fmkit bundle")
+    data: DataConfig
+    method: SerializeAsAny[BaseModel] = Field(
+        default="full", description="full, lora, or a mapping {name: lora, r: 16, ...}", validate_default=True
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    max_length: int = Field(
+        128, ge=8, le=8192, description="tokens per text; longer texts are truncated (and counted)"
+    )
+    dropout: float | None = Field(None, ge=0, lt=1, description="override the model's hidden/attention dropout")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> BaseModel:
+        if isinstance(value, BaseModel):
+            return value
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict) or "name" not in value:
+            raise ValueError(f"method must be a name ({', '.join(FINETUNE_METHODS)}) or a mapping with 'name'")
+        if value["name"] not in FINETUNE_METHODS:
+            from fmkit.registry import did_you_mean
+
+            raise ValueError(
+                f"unknown method {value['name']!r}; registered: {', '.join(FINETUNE_METHODS)}."
+                + did_you_mean(value["name"], FINETUNE_METHODS)
+            )
+        return FINETUNE_METHODS.get(value["name"]).options.model_validate(value)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name  # type: ignore[attr-defined]

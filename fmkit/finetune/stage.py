@@ -1,0 +1,151 @@
+"""``finetune``: base model + labelled texts -> an evaluated task bundle."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+from fmkit.bundle import LineageEntry, Manifest, read_manifest, write_bundle
+from fmkit.data import TextClassificationData, load_text_classification
+from fmkit.finetune.config import FinetuneConfig
+from fmkit.finetune.methods import FINETUNE_METHODS
+from fmkit.models import ResolvedModel, resolve_model
+
+SPLIT_FILE = "split.json"
+TASK = "text-classification"
+
+
+def checkpoint_dir_for(out: Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoints")
+
+
+def base_model_record(base: ResolvedModel) -> dict:
+    """Name, path and digest of the starting point (a bundle's digest, or its weights' hash)."""
+    from fmkit.bundle.store import content_digest, file_digests
+
+    if base.is_bundle:
+        manifest = read_manifest(base.path)
+        return {"name": base.name, "path": str(base.path), "digest": manifest.content_digest,
+                "base_model": manifest.base_model.get("name")}
+    weights = {k: v for k, v in file_digests(base.path).items() if k.endswith((".safetensors", ".json", ".txt"))}
+    return {"name": base.name, "path": str(base.path), "digest": content_digest(weights)}
+
+
+def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: float | None, seed: int):
+    from fmkit.offline import enforce_offline
+
+    enforce_offline()
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(str(base.path))
+    config.num_labels = len(label_names)
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {label: index for index, label in enumerate(label_names)}
+    config.problem_type = "single_label_classification"
+    if dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
+    torch.manual_seed(seed)  # the new classifier head's initialisation
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected, not news
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(base.path), config=config, use_safetensors=True, ignore_mismatched_sizes=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+    return tokenizer, model
+
+
+def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
+                 keep_checkpoints: bool = False, data: TextClassificationData | None = None, hooks=None) -> Manifest:
+    """Fine-tune ``cfg.model`` on ``cfg.data`` and write the bundle ``out``."""
+    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.data.batching import ClassificationBatches, encode_texts
+    from fmkit.errors import BadInputError
+    from fmkit.evaluate.plots import plot_confusion_matrix
+    from fmkit.fileio import write_json_atomic
+    from fmkit.runtime.inference import stream_metrics
+    from fmkit.train import train
+    from fmkit.train.precision import select_device
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
+    method = FINETUNE_METHODS.get(cfg.method_name)
+    if cfg.train.learning_rate is None:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"learning_rate": method.default_learning_rate})})
+    started = time.time()
+    base = resolve_model(cfg.model)
+    data = data or load_text_classification(cfg.data)
+    tokenizer, model = load_base_classifier(base, data.label_names, cfg.dropout, cfg.train.seed)
+    label2id = {label: index for index, label in enumerate(data.label_names)}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoded = {name: encode_texts(tokenizer, data.split(name)[0], cfg.max_length, warn=False) for name in data.splits}
+    truncated = {name: e.truncated for name, e in encoded.items() if e.truncated}
+    if truncated:
+        warnings.warn(f"texts longer than max_length={cfg.max_length} tokens were truncated: {truncated}; "
+                      "raise --max-length to keep them whole", stacklevel=2)
+    label_ids = {name: [label2id[l] for l in data.split(name)[1]] for name in data.splits}
+    if not label_ids["train"]:
+        raise BadInputError(f"{cfg.data.source}: the training split is empty; add rows or lower the held-out fractions")
+
+    batches = ClassificationBatches(encoded["train"], label_ids["train"], cfg.train.batch_size,
+                                    tokenizer.pad_token_id, cfg.train.seed)
+    device = select_device(cfg.train.device)
+    model = method.prepare(model, cfg.method)
+
+    def evaluate_split(name: str):
+        return lambda m: stream_metrics(m, encoded[name], label_ids[name], data.label_names,
+                                        tokenizer.pad_token_id, 64, device)
+
+    has_validation = bool(label_ids["validation"])
+    if not has_validation:
+        warnings.warn("no validation split: early stopping is off and the last epoch is kept", stacklevel=2)
+    checkpoints = checkpoint_dir_for(out)
+    result = train(
+        model, batches, cfg.train,
+        evaluate_fn=(lambda m: _headline(evaluate_split("validation")(m))) if has_validation else None,
+        checkpoint_dir=checkpoints, resume=resume, hooks=hooks,
+    )
+    metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
+
+    manifest = Manifest(
+        task=TASK,
+        labels=data.label_names,
+        max_length=cfg.max_length,
+        base_model=base_model_record(base),
+        lineage=[LineageEntry(stage="finetune", config=cfg.model_dump(mode="json"),
+                              parent_digest=base_model_record(base)["digest"], parent=str(base.name),
+                              data_fingerprint=data.fingerprint)],
+        metrics=metrics,
+        data=data.summary(),
+        training={**result.as_dict(), "method": cfg.method_name, "wall_seconds": round(time.time() - started, 1)},
+    )
+    if base.is_bundle:
+        manifest.lineage = read_manifest(base.path).lineage + manifest.lineage
+
+    def write_files(directory: Path) -> None:
+        manifest.training.update(method.save(model, directory, cfg.method))
+        tokenizer.save_pretrained(str(directory))
+        write_json_atomic(directory / SPLIT_FILE, {"fingerprint": data.fingerprint, "seed": cfg.data.seed,
+                                                   "indices": data.splits})
+        for name, split_metrics in metrics.items():
+            plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
+                                  f"{out.name}: {name}")
+
+    manifest = write_bundle(out, manifest, write_files, overwrite=overwrite)
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return manifest
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("accuracy", "macro_f1", "log_loss")}

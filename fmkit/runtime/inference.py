@@ -1,0 +1,55 @@
+"""Batched classification inference: sorted by length, dynamically padded, order restored."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from fmkit.data.batching import EncodedTexts, pad_batch, sorted_batches
+from fmkit.train.precision import autocast
+
+
+@torch.inference_mode()
+def iter_logits(
+    model, encoded: EncodedTexts, pad_id: int, batch_size: int, device: torch.device, precision: str = "fp32"
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (row indices, fp32 logits) batch by batch; memory is one batch of logits."""
+    was_training = model.training
+    model.eval()
+    try:
+        for indices in sorted_batches(encoded.lengths, batch_size):
+            batch = pad_batch([encoded.input_ids[i] for i in indices], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(precision, device):
+                logits = model(**batch).logits
+            yield indices, logits.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def all_logits(model, encoded: EncodedTexts, pad_id: int, batch_size: int, device, precision="fp32") -> np.ndarray:
+    output = None
+    for indices, logits in iter_logits(model, encoded, pad_id, batch_size, device, precision):
+        if output is None:
+            output = np.empty((len(encoded.input_ids), logits.shape[1]), dtype=np.float32)
+        output[indices] = logits
+    return output if output is not None else np.empty((0, 0), dtype=np.float32)
+
+
+def stream_metrics(model, encoded: EncodedTexts, label_ids: Sequence[int], label_names, pad_id, batch_size, device,
+                   precision="fp32"):
+    from fmkit.evaluate.metrics import StreamingClassificationMetrics
+
+    metrics = StreamingClassificationMetrics(label_names)
+    label_array = np.asarray(label_ids)
+    for indices, logits in iter_logits(model, encoded, pad_id, batch_size, device, precision):
+        metrics.update(softmax(logits), label_array[indices])
+    return metrics.compute()

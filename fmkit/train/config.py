@@ -1,0 +1,60 @@
+"""Optimisation settings shared by every training stage."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(3, description="passes over the training split")
+    batch_size: int = Field(32, description="examples per forward pass (physical batch)")
+    gradient_accumulation_steps: int = Field(1, description="forward passes per optimizer step")
+    learning_rate: float | None = Field(
+        None, description="peak AdamW learning rate (default: the method's, 5e-5 full, 5e-4 LoRA)"
+    )
+    weight_decay: float = Field(0.01, description="AdamW decoupled weight decay (not on biases/LayerNorm)")
+    warmup_ratio: float = Field(0.06, description="share of optimizer steps with linear warm-up")
+    max_grad_norm: float | None = Field(1.0, description="clip the global gradient norm; null disables")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the CPU/GPU supports it, else fp32"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    early_stopping_patience: int | None = Field(
+        2, description="stop after this many evaluations without a better validation macro-F1; null disables"
+    )
+    eval_every_steps: int | None = Field(None, description="also evaluate every N optimizer steps (default: per epoch)")
+    checkpoint_every_steps: int = Field(200, description="write a resumable checkpoint every N optimizer steps")
+    max_steps: int | None = Field(None, description="stop after this many optimizer steps (smoke tests)")
+    seed: int = Field(0, description="seed of initialisation, dropout and batch order")
+    num_threads: int | None = Field(None, description="torch intra-op threads (default: all cores)")
+    progress: bool = Field(True, description="show a progress bar with loss, samples/s and ETA")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        errors = []
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "checkpoint_every_steps"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            errors.append(f"learning_rate={self.learning_rate}: must be in (0, 1); typical 1e-5..1e-3")
+        if self.weight_decay < 0:
+            errors.append(f"weight_decay={self.weight_decay}: must be >= 0")
+        if not 0 <= self.warmup_ratio < 1:
+            errors.append(f"warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            errors.append(f"max_grad_norm={self.max_grad_norm}: must be > 0, or null to disable clipping")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            errors.append(f"early_stopping_patience={self.early_stopping_patience}: must be >= 1 or null")
+        for name in ("eval_every_steps", "max_steps", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                errors.append(f"{name}={value}: must be >= 1 or null")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            errors.append(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self

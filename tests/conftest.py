@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny BERT built in code (2 layers, hidden 32) and small labelled tables."""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+POSITIVE = ["great", "wonderful", "funny", "warm", "superb", "brilliant", "moving", "delightful"]
+NEGATIVE = ["boring", "dull", "awful", "tedious", "clumsy", "bland", "messy", "lifeless"]
+FILLER = ["the", "film", "movie", "plot", "acting", "was", "is", "a", "and", "story", "cast", "very", "quite"]
+
+
+def synthetic_reviews(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Short reviews whose label is decided by one sentiment word: learnable by a tiny model."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        label = "pos" if index % 2 == 0 else "neg"
+        words = rng.sample(FILLER, 5) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" {index}", label))
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT (hidden 32) with a WordPiece vocab covering the synthetic data."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + FILLER
+    vocab += list(string.ascii_lowercase + string.digits) + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(str(directory))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(str(directory), safe_serialization=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def reviews_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "reviews.csv", synthetic_reviews(400))
