@@ -42,7 +42,7 @@ class TextClassificationData:
             "split_seed": self.config.seed,
             "split_sizes": {name: len(indices) for name, indices in self.splits.items()},
             "cleaning": self.report.as_dict(),
-            "max_rows": self.config.max_rows,
+            "config": self.config.model_dump(mode="json"),
         }
 
 

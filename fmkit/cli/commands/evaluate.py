@@ -1,0 +1,48 @@
+"""fmkit evaluate: metrics of a bundle on a split, written into its manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmkit.cli.common import add_data_arguments, add_json_flag, format_metrics_table, print_json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="measure a bundle on a data split (accuracy, F1, calibration, confusion matrix)",
+        description="Evaluate a bundle. Without --data it uses the bundle's own training data and the "
+        "split saved at training time, so the numbers are reproducible.",
+        epilog="example: fmkit evaluate models/reviews-lora --data reviews.csv --split test",
+    )
+    parser.add_argument("bundle", help="bundle directory")
+    add_data_arguments(parser, required=False)
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
+                        help="which split (default: test); 'all' for a separate test file")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per inference batch (default: 64)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--no-record", action="store_true", help="do not write the metrics into the manifest")
+    add_json_flag(parser)
+    return parser
+
+
+def run(args) -> int:
+    from fmkit.evaluate.stage import EvaluateConfig, evaluate_bundle
+
+    args.config_model = EvaluateConfig
+    cfg = EvaluateConfig(data=args.data, text_column=args.text_column, label_column=args.label_column,
+                         split=args.split, batch_size=args.batch_size, device=args.device)
+    metrics = evaluate_bundle(args.bundle, cfg, record=not args.no_record)
+    if args.json:
+        print_json(metrics)
+    else:
+        print(format_metrics_table({args.split: metrics}))
+        print("\nper class:")
+        for label, values in metrics["per_class"].items():
+            print(f"  {label}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
+                  f"f1 {values['f1']:.4f}  support {values['support']}")
+        confusion = metrics["confusion_matrix"]
+        print(f"\nconfusion matrix (rows true, columns predicted: {', '.join(confusion['labels'])}):")
+        for label, row in zip(confusion["labels"], confusion["matrix"]):
+            print(f"  {label}: {row}")
+    return 0

@@ -1,0 +1,50 @@
+"""fmkit info: what a bundle is, where it came from and how it measured."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmkit.cli.common import add_json_flag, format_metrics_table, print_json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "info", help="print a bundle's manifest: lineage, metrics, digest",
+        description="Print a bundle's manifest (fmkit.json) and check its files against their digests.",
+    )
+    parser.add_argument("bundle", help="bundle directory")
+    add_json_flag(parser)
+    return parser
+
+
+def run(args) -> int:
+    from fmkit.bundle import read_manifest
+    from fmkit.bundle.store import verify_bundle
+
+    manifest = read_manifest(args.bundle)
+    problems = verify_bundle(args.bundle)
+    if args.json:
+        print_json({**manifest.model_dump(mode="json"), "integrity": problems or "ok"})
+        return 1 if problems else 0
+    print(f"bundle        {args.bundle}")
+    print(f"task          {manifest.task}  labels: {', '.join(manifest.labels)}")
+    print(f"base model    {manifest.base_model.get('name')}  ({manifest.base_model.get('digest', '')[:23]}...)")
+    print(f"digest        {manifest.content_digest}")
+    print(f"fmkit         {manifest.fmkit_version} (schema {manifest.schema_version})")
+    if manifest.data:
+        print(f"data          {manifest.data.get('source')}  {manifest.data.get('split_sizes')}  "
+              f"{str(manifest.data.get('fingerprint', ''))[:23]}...")
+    print("lineage:")
+    for index, entry in enumerate(manifest.lineage, start=1):
+        method = entry.config.get("method", {})
+        method = method.get("name") if isinstance(method, dict) else method
+        print(f"  {index}. {entry.stage}{f' ({method})' if method else ''}  from {entry.parent}  at {entry.time}")
+    if manifest.training:
+        t = manifest.training
+        print(f"training      {t.get('steps')} steps, {t.get('precision')}, {t.get('samples_per_second')} samples/s, "
+              f"best step {t.get('best_step')}")
+    if manifest.metrics:
+        print("metrics:")
+        print("  " + format_metrics_table(manifest.metrics).replace("\n", "\n  "))
+    print(f"integrity     {'ok' if not problems else '; '.join(problems)}")
+    return 1 if problems else 0

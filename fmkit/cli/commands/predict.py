@@ -1,0 +1,75 @@
+"""fmkit predict: labels and probabilities for texts given inline or in a JSONL file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fmkit.cli.common import add_json_flag, print_json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict labels for texts",
+        description="Predict with a bundle. Texts come as arguments, or --input FILE.jsonl "
+        "(one {\"text\": ...} object or JSON string per line), or '-' for stdin lines.",
+        epilog='example: fmkit predict models/reviews-lora "a warm, funny, beautifully acted film"',
+    )
+    parser.add_argument("bundle", help="bundle directory")
+    parser.add_argument("texts", nargs="*", help="texts to classify")
+    parser.add_argument("--input", help="JSONL file of texts ('-' reads plain lines from stdin)")
+    parser.add_argument("--text-field", default="text", help="field holding the text in --input objects")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: 32)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_json_flag(parser)
+    return parser
+
+
+def read_inputs(args) -> list[str]:
+    from fmkit.errors import BadInputError
+
+    texts = list(args.texts)
+    if args.input == "-":
+        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    elif args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise BadInputError(f"--input {path} does not exist")
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise BadInputError(f"{path}, line {number}: invalid JSON ({error.msg})") from None
+                if isinstance(item, dict):
+                    if args.text_field not in item:
+                        raise BadInputError(f"{path}, line {number}: no field {args.text_field!r}; "
+                                            f"fields are {sorted(item)}. Set --text-field.")
+                    item = item[args.text_field]
+                if not isinstance(item, str):
+                    raise BadInputError(f"{path}, line {number}: the text must be a string")
+                texts.append(item)
+    if not texts:
+        raise BadInputError("no texts: pass them as arguments or with --input FILE.jsonl")
+    return texts
+
+
+def run(args) -> int:
+    import fmkit
+
+    texts = read_inputs(args)
+    model = fmkit.load(args.bundle, device=args.device)
+    model.batch_size = args.batch_size
+    predictions = model.predict(texts)
+    if args.json:
+        print_json([{"text": t, **p.as_dict()} for t, p in zip(texts, predictions)])
+    else:
+        for text, prediction in zip(texts, predictions):
+            confidence = prediction.probabilities[prediction.label]
+            print(f"{prediction.label}\t{confidence:.4f}\t{text}")
+    return 0

@@ -1,0 +1,49 @@
+"""Helpers shared by the subcommands: JSON output, tables, argument groups."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+
+
+def print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", required=required, metavar="PATH|NAME",
+                       help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes)")
+    group.add_argument("--text-column", help="column with the text (default: text)")
+    group.add_argument("--label-column", help="column with the label (default: label)")
+
+
+def format_metrics_table(metrics: dict[str, dict], keys=("count", "accuracy", "macro_f1", "weighted_f1",
+                                                            "expected_calibration_error")) -> str:
+    header = ["split"] + [k.replace("expected_calibration_error", "ece") for k in keys]
+    rows = [header]
+    for split, values in metrics.items():
+        rows.append([split] + [_fmt(values.get(k)) for k in keys])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def set_nested(target: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value

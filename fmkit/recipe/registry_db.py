@@ -1,0 +1,96 @@
+"""The workspace registry: an embedded SQLite database of runs, stages, bundles and metrics."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, recipe TEXT NOT NULL, run_dir TEXT NOT NULL,
+  status TEXT NOT NULL, started TEXT NOT NULL, finished TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS stages (
+  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), name TEXT NOT NULL,
+  stage TEXT NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL, output TEXT,
+  cached INTEGER NOT NULL DEFAULT 0, seconds REAL, summary TEXT, started TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stages_cache ON stages(cache_key, status);
+CREATE TABLE IF NOT EXISTS bundles (
+  digest TEXT NOT NULL, path TEXT NOT NULL, task TEXT, base_model TEXT, created TEXT NOT NULL,
+  PRIMARY KEY (digest, path)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+  bundle_digest TEXT NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL, value REAL,
+  recorded TEXT NOT NULL, PRIMARY KEY (bundle_digest, split, name)
+);
+"""
+
+HEADLINE = ("accuracy", "macro_f1", "expected_calibration_error")
+
+
+class RunRegistry:
+    def __init__(self, workspace: Path):
+        self.path = Path(workspace) / ".fmkit" / "registry.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:  # commit on success, roll back on error
+                yield db
+        finally:
+            db.close()
+
+    def start_run(self, name: str, recipe: str, run_dir: Path, now: str) -> int:
+        with self._connect() as db:
+            cursor = db.execute("INSERT INTO runs(name, recipe, run_dir, status, started) VALUES (?,?,?,?,?)",
+                                (name, recipe, str(run_dir), "running", now))
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, now: str, error: str | None = None) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status=?, finished=?, error=? WHERE id=?", (status, now, error, run_id))
+
+    def record_stage(self, run_id: int, name: str, stage: str, key: str, status: str, output: str | None,
+                     cached: bool, seconds: float, summary: dict, now: str) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO stages(run_id, name, stage, cache_key, status, output, cached, seconds, summary, started)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name, stage, key, status, output, int(cached), seconds, json.dumps(summary), now),
+            )
+
+    def cached_stage(self, key: str):
+        with self._connect() as db:
+            return db.execute(
+                "SELECT output, summary FROM stages WHERE cache_key=? AND status='done' ORDER BY id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+
+    def record_bundle(self, manifest, path: Path, now: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO bundles VALUES (?,?,?,?,?)",
+                       (manifest.content_digest, str(path), manifest.task, manifest.base_model.get("name"), now))
+            for split, values in manifest.metrics.items():
+                for metric in HEADLINE:
+                    if isinstance(values.get(metric), (int, float)):
+                        db.execute("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?)",
+                                   (manifest.content_digest, split, metric, float(values[metric]), now))
+
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        with self._connect() as db:
+            runs = [dict(r) for r in db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+            for run in runs:
+                run["stages"] = [
+                    {**dict(s), "summary": json.loads(s["summary"] or "{}")}
+                    for s in db.execute("SELECT name, stage, status, cached, seconds, output, summary FROM stages "
+                                        "WHERE run_id=? ORDER BY id", (run["id"],))
+                ]
+        return runs

@@ -1,0 +1,46 @@
+"""The stage registry. Each stage registers itself next to its code (fmkit/<stage>/recipe_stage.py)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel
+
+from fmkit.registry import Registry
+
+
+@dataclass
+class StageContext:
+    run_dir: Path
+    outputs: dict[str, Path]  # stage name -> bundle produced by that stage
+    log: Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    bundle: Path | None  # the bundle this stage produced or changed
+    summary: dict = field(default_factory=dict)  # headline metrics for the registry and `fmkit runs`
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    config: type[BaseModel]
+    references: tuple[str, ...]  # config fields that may name an earlier stage's output bundle
+    run: Callable[[BaseModel, Path, StageContext], StageResult]  # (config, out_dir, context)
+    produces_bundle: bool = True
+    description: str = ""
+
+
+STAGES: Registry[StageSpec] = Registry("stage")
+
+# Modules that register stages; importing them is cheap (no torch at import time).
+STAGE_MODULES = ["fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage"]
+
+
+def load_stages() -> Registry[StageSpec]:
+    for module in STAGE_MODULES:
+        importlib.import_module(module)
+    return STAGES
