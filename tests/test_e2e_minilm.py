@@ -88,10 +88,10 @@ def test_lora_on_minilm_learns(tmp_path):
     from fmkit.bundle import read_manifest
 
     out = tmp_path / "reviews-lora"
-    args = [a if a != "1e-4" else "1e-3" for a in COMMON]
+    args = [{"1e-4": "2e-3", "1": "2"}.get(a, a) for a in COMMON]  # LoRA: higher LR, 2 epochs
     result = subprocess.run(fmkit_command("finetune", *args, "--method", "lora", "--out", out), capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = read_manifest(out)
-    assert manifest.metrics["test"]["accuracy"] > 0.65
+    assert manifest.metrics["test"]["accuracy"] > 0.7  # 0.79 when measured
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
