@@ -12,3 +12,5 @@ def enforce_offline() -> None:
     # Telemetry and implicit hub lookups are network calls too.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Per-file "Loading weights" bars from transformers are noise next to fmkit's own progress.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

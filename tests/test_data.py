@@ -152,3 +152,17 @@ def test_pad_batch_masks_padding():
     batch = pad_batch([[1, 2, 3], [4]], pad_id=0, multiple_of=4)
     assert batch["input_ids"].tolist() == [[1, 2, 3, 0], [4, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
+
+
+def test_texts_over_max_length_are_truncated_and_counted(tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    from fmkit.data.batching import encode_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    texts = ["great film"] * 3 + ["the plot was dull and the acting was bland " * 5] * 2
+    with pytest.warns(UserWarning, match=r"2 of 5 texts are longer than max_length=16 tokens"):
+        encoded = encode_texts(tokenizer, texts, 16)
+    assert encoded.truncated == 2
+    assert max(encoded.lengths) == 16
+    assert encoded.input_ids[3][-1] == tokenizer.sep_token_id  # still ends like a full sequence

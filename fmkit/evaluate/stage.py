@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +19,7 @@ class EvaluateConfig(BaseModel):
     data: str | None = Field(None, description="file or built-in dataset (default: the bundle's training data)")
     text_column: str | None = Field(None, description="text column (default: the one used in training)")
     label_column: str | None = Field(None, description="label column (default: the one used in training)")
-    split: str = Field("test", description="train, validation, test, or all rows")
+    split: Literal["train", "validation", "test", "all"] = Field("test", description="a saved split, or all rows")
     batch_size: int = Field(64, ge=1, description="texts per inference batch")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
@@ -68,8 +69,6 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     manifest = read_manifest(bundle)
     data_cfg = data_config_for(manifest.data, cfg)
     data = load_text_classification(data_cfg)
-    if cfg.split not in ("train", "validation", "test", "all"):
-        raise BadInputError(f"split={cfg.split!r}: use train, validation, test or all")
     unseen = sorted(set(data.labels) - set(manifest.labels))
     if unseen:
         raise BadInputError(

@@ -87,13 +87,13 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
     if cfg.train.learning_rate is None:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"learning_rate": method.default_learning_rate})})
     started = time.time()
-    base = resolve_model(cfg.model)
     data = data or load_text_classification(cfg.data)
+    base = resolve_model(cfg.model)
     tokenizer, model = load_base_classifier(base, data.label_names, cfg.dropout, cfg.train.seed)
     label2id = {label: index for index, label in enumerate(data.label_names)}
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one combined warning below instead of one per split
         encoded = {name: encode_texts(tokenizer, data.split(name)[0], cfg.max_length, warn=False) for name in data.splits}
     truncated = {name: e.truncated for name, e in encoded.items() if e.truncated}
     if truncated:
@@ -123,13 +123,14 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
     )
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
 
+    base_record = base_model_record(base)
     manifest = Manifest(
         task=TASK,
         labels=data.label_names,
         max_length=cfg.max_length,
-        base_model=base_model_record(base),
+        base_model=base_record,
         lineage=[LineageEntry(stage="finetune", config=cfg.model_dump(mode="json"),
-                              parent_digest=base_model_record(base)["digest"], parent=str(base.name),
+                              parent_digest=base_record["digest"], parent=str(base.name),
                               data_fingerprint=data.fingerprint)],
         metrics=metrics,
         data=data.summary(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -82,7 +81,3 @@ class TorchRuntime:
 
     def __repr__(self) -> str:
         return f"TorchRuntime({self.path}, labels={self.labels}, device={self.device})"
-
-
-def predictions_to_json(predictions: list[Prediction]) -> str:
-    return json.dumps([p.as_dict() for p in predictions])
