@@ -16,8 +16,12 @@ from fmkit.errors import BadInputError, CheckFailedError, FmkitError
 __all__ = ["__version__", "load", "FmkitError", "BadInputError", "CheckFailedError"]
 
 
-def load(path, *, device: str = "auto", backend: str = "torch"):
-    """Open a bundle for prediction: ``fmkit.load(path).predict(["text"])``."""
+def load(path, *, device: str = "auto", backend: str | None = None, **options):
+    """Open a bundle for prediction: ``fmkit.load(path).predict(["text"])``.
+
+    The runtime is the one the bundle was made for (PyTorch, or ONNX Runtime for exported and
+    quantized variants); ``options`` go to it (``batch_size``, ``threads``, ``precision``).
+    """
     from fmkit.runtime import load_runtime
 
-    return load_runtime(path, device=device, backend=backend)
+    return load_runtime(path, device=device, backend=backend, **options)

@@ -45,6 +45,7 @@ class Manifest(BaseModel):
     task: str  # "text-classification" (images, masked-lm come with their stages)
     labels: list[str]
     max_length: int = 128  # tokens per text at training and prediction time
+    runtime: str = "torch"  # the runtime that runs this bundle: "torch" (safetensors) or "onnx" (model.onnx)
     base_model: dict[str, Any]  # {"name": "minilm", "path": "...", "digest": "..."}
     lineage: list[LineageEntry] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)  # split -> metrics

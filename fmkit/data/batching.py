@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 
 MEGABATCH_FACTOR = 50  # shuffle granularity: sort within 50 batches, shuffle the batches
 
@@ -43,16 +42,23 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, *, warn: bool
     return EncodedTexts(encoded, truncated)
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int, multiple_of: int = 8) -> dict[str, torch.Tensor]:
+def pad_arrays(sequences: list[list[int]], pad_id: int, multiple_of: int = 8) -> dict[str, np.ndarray]:
     """Right-pad to the longest sequence (rounded up to ``multiple_of`` for efficient kernels)."""
     longest = max(len(s) for s in sequences)
     longest = ((longest + multiple_of - 1) // multiple_of) * multiple_of
-    input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    input_ids = np.full((len(sequences), longest), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(sequences), longest), dtype=np.int64)
     for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        input_ids[row, : len(ids)] = ids
         attention_mask[row, : len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int, multiple_of: int = 8) -> dict:
+    """:func:`pad_arrays` as torch tensors."""
+    import torch
+
+    return {k: torch.from_numpy(v) for k, v in pad_arrays(sequences, pad_id, multiple_of).items()}
 
 
 def length_grouped_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -83,6 +89,8 @@ class ClassificationBatches:
     """
 
     def __init__(self, encoded: EncodedTexts, label_ids: Sequence[int], batch_size: int, pad_id: int, seed: int):
+        import torch
+
         self.encoded = encoded
         self.label_ids = torch.as_tensor(list(label_ids), dtype=torch.long)
         self.batch_size = batch_size
@@ -97,7 +105,9 @@ class ClassificationBatches:
     def num_examples(self) -> int:
         return len(self._lengths)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict]:
+        import torch
+
         order = length_grouped_order(self._lengths, self.batch_size, self.seed, epoch)
         for indices in order[start:]:
             batch = pad_batch([self.encoded.input_ids[i] for i in indices], self.pad_id)

@@ -63,7 +63,7 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     from fmkit.data import load_text_classification
     from fmkit.evaluate.plots import plot_confusion_matrix
     from fmkit.runtime import load_runtime
-    from fmkit.runtime.inference import stream_metrics
+    from fmkit.runtime.inference import metrics_from_logits
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
@@ -83,11 +83,9 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     label2id = manifest.label2id
     labels = [label2id[data.labels[i]] for i in rows]
 
-    runtime = load_runtime(bundle, device=cfg.device)
-    runtime.batch_size = cfg.batch_size
+    runtime = load_runtime(bundle, device=cfg.device)  # the bundle's own runtime (PyTorch or ONNX)
     encoded = runtime.encode(texts)
-    metrics = stream_metrics(runtime.model, encoded, labels, manifest.labels, runtime.tokenizer.pad_token_id,
-                             cfg.batch_size, runtime.device)
+    metrics = metrics_from_logits(runtime.iter_logits(encoded, cfg.batch_size), labels, manifest.labels)
     metrics["data_fingerprint"] = data.fingerprint
     metrics["truncated_texts"] = encoded.truncated
     if record:

@@ -29,10 +29,7 @@ def iter_logits(
         model.train(was_training)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+from fmkit.runtime.base import softmax  # noqa: E402
 
 
 def all_logits(model, encoded: EncodedTexts, pad_id: int, batch_size: int, device, precision="fp32") -> np.ndarray:
@@ -44,12 +41,18 @@ def all_logits(model, encoded: EncodedTexts, pad_id: int, batch_size: int, devic
     return output if output is not None else np.empty((0, 0), dtype=np.float32)
 
 
-def stream_metrics(model, encoded: EncodedTexts, label_ids: Sequence[int], label_names, pad_id, batch_size, device,
-                   precision="fp32"):
+def metrics_from_logits(batches, label_ids: Sequence[int], label_names) -> dict:
+    """Streaming metrics over (row indices, logits) batches from any runtime."""
     from fmkit.evaluate.metrics import StreamingClassificationMetrics
 
     metrics = StreamingClassificationMetrics(label_names)
     label_array = np.asarray(label_ids)
-    for indices, logits in iter_logits(model, encoded, pad_id, batch_size, device, precision):
+    for indices, logits in batches:
         metrics.update(softmax(logits), label_array[indices])
     return metrics.compute()
+
+
+def stream_metrics(model, encoded: EncodedTexts, label_ids: Sequence[int], label_names, pad_id, batch_size, device,
+                   precision="fp32"):
+    return metrics_from_logits(iter_logits(model, encoded, pad_id, batch_size, device, precision), label_ids,
+                               label_names)

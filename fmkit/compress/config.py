@@ -1,0 +1,49 @@
+"""The compression stage's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+
+from fmkit.compress.methods import COMPRESS_METHODS
+
+
+class MeasureConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int | None = Field(None, ge=1, description="runtime threads (default: all cores)")
+    latency_samples: int = Field(200, ge=10, description="single-text calls timed for p50/p95")
+    throughput_batch: int = Field(32, ge=1, description="batch size of the throughput measurement")
+    enabled: bool = Field(True, description="measure latency, throughput and RSS (off: accuracy only)")
+
+
+class CompressConfig(BaseModel):
+    """``fmkit compress``: one method applied to a bundle, measured, checked against a budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: SerializeAsAny[BaseModel] = Field(description="a registered method name or {name: ..., options}")
+    max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="test-accuracy points the variant may lose vs its parent")
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    seed: int = 0
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> BaseModel:
+        if isinstance(value, BaseModel):
+            return value
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict) or "name" not in value:
+            raise ValueError(f"method must be a name ({', '.join(COMPRESS_METHODS)}) or a mapping with 'name'")
+        if value["name"] not in COMPRESS_METHODS:
+            from fmkit.registry import did_you_mean
+
+            raise ValueError(f"unknown method {value['name']!r}; registered: {', '.join(COMPRESS_METHODS)}."
+                             + did_you_mean(value["name"], COMPRESS_METHODS))
+        return COMPRESS_METHODS.get(value["name"]).options.model_validate(value)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name  # type: ignore[attr-defined]

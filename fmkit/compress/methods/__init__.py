@@ -1,0 +1,63 @@
+"""Compression methods. Each file registers one; a new method is a new file here.
+
+A method gets the parent bundle (``CompressContext``) and a temporary directory, writes the
+variant's model files there and returns facts for the manifest (sparsity, excluded layers, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel
+
+from fmkit.registry import Registry
+
+
+@dataclass
+class CompressContext:
+    parent: Path
+    manifest: object  # the parent's Manifest
+    max_accuracy_drop: float
+    seed: int = 0
+    log: Callable[[str], None] = print
+    _data: object = field(default=None, repr=False)
+
+    @property
+    def data(self):
+        """The parent's training data (calibration samples, distillation), loaded once."""
+        if self._data is None:
+            from fmkit.data import DataConfig, load_text_classification
+
+            config = self.manifest.data.get("config")
+            if not config:
+                from fmkit.errors import BadInputError
+
+                raise BadInputError(f"{self.parent} does not record its training data; compression needs it")
+            self._data = load_text_classification(DataConfig.model_validate(config))
+        return self._data
+
+    def load_torch_model(self):
+        from fmkit.runtime.torch_runtime import load_hf_classifier
+
+        return load_hf_classifier(self.parent)
+
+
+@dataclass(frozen=True)
+class CompressMethod:
+    options: type[BaseModel]
+    apply: Callable[[CompressContext, BaseModel, Path], dict]
+    runtime: str  # the runtime the variant is deployed on: "torch" or "onnx"
+    description: str
+
+
+COMPRESS_METHODS: Registry[CompressMethod] = Registry("compression method")
+
+from fmkit.compress.methods import (  # noqa: E402,F401  (register themselves)
+    bf16,
+    distill,
+    export_onnx,
+    prune_magnitude,
+    quantize_dynamic,
+)

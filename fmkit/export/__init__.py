@@ -1,0 +1,1 @@
+"""Export: a bundle -> an ONNX bundle that ONNX Runtime runs with the same ``predict``."""

@@ -1,0 +1,90 @@
+"""What every runtime shares: tokenization, length-sorted batching, label mapping, predict().
+
+A backend implements ``forward(batch) -> logits`` (NumPy, fp32); everything else is here, so
+PyTorch and ONNX Runtime answer ``predict`` identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "probabilities": self.probabilities}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class ClassifierRuntime:
+    backend = "base"
+
+    def __init__(self, path, *, batch_size: int = 32):
+        from fmkit.bundle import read_manifest
+        from fmkit.bundle.store import refuse_pickles
+        from fmkit.offline import enforce_offline
+
+        enforce_offline()
+        from transformers import AutoTokenizer
+
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        refuse_pickles(self.path)
+        self.labels = list(self.manifest.labels)
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+
+    # -- implemented by each backend -------------------------------------------------------
+    def forward(self, batch: dict) -> np.ndarray:  # batch: input_ids, attention_mask (NumPy int64)
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], warn: bool = True):
+        from fmkit.data.batching import encode_texts
+        from fmkit.data.clean import normalize_text
+
+        return encode_texts(self.tokenizer, [normalize_text(t) for t in texts], self.manifest.max_length, warn=warn)
+
+    def iter_logits(self, encoded, batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row indices, logits) per batch, longest texts first so each batch pads little."""
+        from fmkit.data.batching import pad_arrays, sorted_batches
+
+        for indices in sorted_batches(encoded.lengths, batch_size or self.batch_size):
+            batch = pad_arrays([encoded.input_ids[i] for i in indices], self.tokenizer.pad_token_id)
+            yield indices, self.forward(batch)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        encoded = self.encode(texts)
+        output = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for indices, logits in self.iter_logits(encoded):
+            output[indices] = logits
+        return output
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """``fmkit.load(path).predict(["great film"])`` -> [Prediction(label, probabilities)]."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return []
+        return [
+            Prediction(self.labels[int(row.argmax())], {l: float(p) for l, p in zip(self.labels, row)})
+            for row in self.predict_proba(texts)
+        ]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path}, labels={self.labels})"

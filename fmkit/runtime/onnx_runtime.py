@@ -1,0 +1,48 @@
+"""Run an ONNX bundle with ONNX Runtime on the CPU (or CUDA where its provider is installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmkit.runtime import RUNTIMES
+from fmkit.runtime.base import ClassifierRuntime
+
+
+def session_options(threads: int | None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
+
+
+@RUNTIMES.register("onnx")
+class OnnxRuntime(ClassifierRuntime):
+    backend = "onnx"
+
+    def __init__(self, path, *, device: str = "auto", batch_size: int = 32, threads: int | None = None):
+        super().__init__(path, batch_size=batch_size)
+        import onnxruntime as ort
+
+        from fmkit.errors import BadInputError
+        from fmkit.export.onnx import ONNX_FILE
+
+        model_file = self.path / ONNX_FILE
+        if not model_file.is_file():
+            raise BadInputError(f"{self.path} has no {ONNX_FILE}; export it with `fmkit export {self.path} --format onnx`")
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BadInputError("device=cuda but onnxruntime has no CUDA provider; install onnxruntime-gpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.device = device if device != "auto" else "cpu"
+        self.session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def forward(self, batch: dict) -> np.ndarray:
+        feed = {name: batch[name] for name in self.input_names}
+        (logits,) = self.session.run(None, feed)
+        return logits.astype(np.float32, copy=False)

@@ -1,0 +1,147 @@
+"""Compression methods, ONNX export and the runtime interface on the tiny BERT."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fmkit.compress import CompressConfig
+from fmkit.compress.stage import run_compress
+from fmkit.errors import BadInputError, CheckFailedError
+from fmkit.finetune import FinetuneConfig
+from fmkit.finetune.stage import run_finetune
+
+NO_MEASURE = {"enabled": False}
+
+
+@pytest.fixture(scope="module")
+def parent(tiny_bert_dir, reviews_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compress") / "parent"
+    run_finetune(FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)},
+                                train={"epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
+                                       "precision": "fp32"}), out)
+    return out
+
+
+def compress(parent, out, method, **kwargs):
+    return run_compress(parent, CompressConfig(method=method, measure=NO_MEASURE, **kwargs), out)
+
+
+def test_prune_magnitude_mask_is_exact():
+    from fmkit.compress.methods.prune_magnitude import prune_magnitude_
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    before = torch.cat([model[0].weight.flatten(), model[2].weight.flatten()]).detach().clone()
+    facts = prune_magnitude_(model, 0.4, include_classifier=True)
+    after = torch.cat([model[0].weight.flatten(), model[2].weight.flatten()])
+    expected = before.clone()
+    expected[torch.argsort(before.abs())[:14]] = 0  # 40% of 35 weights, the globally smallest
+    assert torch.equal(after, expected)
+    assert facts["pruned_weights"] == 14 and facts["sparsity"] == pytest.approx(14 / 35)
+
+
+def test_prune_magnitude_variant_reports_real_sparsity(parent, tmp_path):
+    manifest = compress(parent, tmp_path / "pruned", {"name": "prune-magnitude", "sparsity": 0.3},
+                        max_accuracy_drop=100)
+    assert manifest.compression["sparsity"] == pytest.approx(0.3, abs=1e-3)
+    assert "no speed-up" in manifest.compression["note"]
+    assert [e.stage for e in manifest.lineage] == ["finetune", "prune-magnitude"]
+
+
+def test_sparsity_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="sparsity"):
+        CompressConfig(method={"name": "prune-magnitude", "sparsity": 1.5})
+
+
+def test_unknown_method_lists_registered_ones():
+    with pytest.raises(ValueError, match=r"unknown method 'quantise-dynamic'; registered: .*quantize-dynamic.*"
+                                         r"Did you mean 'quantize-dynamic'"):
+        CompressConfig(method="quantise-dynamic")
+
+
+def test_onnx_export_matches_pytorch_and_predicts_identically(parent, tmp_path):
+    import fmkit
+
+    manifest = compress(parent, tmp_path / "onnx", "export-onnx")
+    assert manifest.runtime == "onnx" and (tmp_path / "onnx" / "model.onnx").is_file()
+    texts = ["the film was great and warm", "a dull and tedious plot", "movie " * 40]
+    torch_logits = fmkit.load(parent, device="cpu").logits(texts)
+    onnx_runtime = fmkit.load(tmp_path / "onnx")
+    assert onnx_runtime.backend == "onnx"
+    np.testing.assert_allclose(onnx_runtime.logits(texts), torch_logits, atol=1e-4)
+    assert [p.label for p in onnx_runtime.predict(texts)] == [p.label for p in fmkit.load(parent).predict(texts)]
+
+
+def test_dynamic_quantization_runs_and_stays_close(parent, tmp_path):
+    import fmkit
+
+    manifest = compress(parent, tmp_path / "int8", "quantize-dynamic", max_accuracy_drop=5)
+    assert manifest.compression["status"] == "ok"
+    assert manifest.metrics["test"]["accuracy"] >= 0.9
+    texts = ["the film was great and warm", "a dull and tedious plot"]
+    reference = fmkit.load(parent).predict_proba(texts)
+    quantized = fmkit.load(tmp_path / "int8").predict_proba(texts)
+    np.testing.assert_allclose(quantized, reference, atol=0.05)
+    with pytest.raises(BadInputError, match="already an ONNX/quantized variant"):
+        compress(tmp_path / "int8", tmp_path / "twice", "quantize-dynamic")
+
+
+def test_accuracy_budget_failure_is_recorded_and_raised(parent, tmp_path):
+    from fmkit.bundle import read_manifest
+
+    with pytest.raises(CheckFailedError, match="more than --max-accuracy-drop 0.0"):
+        compress(parent, tmp_path / "wrecked", {"name": "prune-magnitude", "sparsity": 0.95}, max_accuracy_drop=0.0)
+    assert read_manifest(tmp_path / "wrecked").compression["status"] == "failed"
+
+
+def test_distillation_loss_matches_hand_computation():
+    from fmkit.compress.methods.distill import distillation_loss
+
+    student = torch.tensor([[1.0, 0.0]])
+    teacher = torch.tensor([[0.0, 2.0]])
+    labels = torch.tensor([1])
+    t = 2.0
+    p = torch.softmax(teacher / t, dim=-1)  # teacher's soft targets
+    q = torch.softmax(student / t, dim=-1)
+    kl = float((p * (p.log() - q.log())).sum()) * t * t
+    ce = -float(torch.log_softmax(student, dim=-1)[0, 1])
+    assert float(distillation_loss(student, teacher, labels, 0.3, t)) == pytest.approx(0.3 * kl + 0.7 * ce, rel=1e-6)
+
+
+def test_distill_makes_a_smaller_student(parent, tmp_path):
+    from fmkit.compress.methods.distill import chosen_layers
+
+    assert chosen_layers(6, 3) == [1, 3, 5] and chosen_layers(2, 1) == [1]
+    manifest = compress(parent, tmp_path / "student",
+                        {"name": "distill", "student_layers": 1,
+                         "train": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
+                                   "precision": "fp32"}}, max_accuracy_drop=100)
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1
+    assert manifest.compression["layers_kept"] == [1]
+    with pytest.raises(BadInputError, match="not smaller than the teacher's 2 layers"):
+        compress(parent, tmp_path / "big", {"name": "distill", "student_layers": 2})
+
+
+def test_bf16_variant_halves_the_weights(parent, tmp_path):
+    compress(parent, tmp_path / "bf16", "bf16", max_accuracy_drop=100)
+    parent_size = (parent / "model.safetensors").stat().st_size
+    assert (tmp_path / "bf16" / "model.safetensors").stat().st_size < 0.6 * parent_size
+
+
+def test_measure_and_compare(parent, tmp_path):
+    from fmkit.compress.compare import compare_bundles, format_table, pareto_plot
+    from fmkit.runtime.measure import measure_bundle
+
+    compress(parent, tmp_path / "int8", "quantize-dynamic", max_accuracy_drop=100)
+    figures = measure_bundle(tmp_path / "int8", ["a great film"] * 40, threads=1, latency_samples=10,
+                             throughput_batch=8)
+    assert figures["runtime"] == "onnx" and figures["latency_p50_ms"] > 0 and figures["throughput_per_second"] > 0
+    assert figures["peak_rss_mb"] > 10 and figures["size_bytes"] > 0 and figures["parameters"] > 1000
+    rows = compare_bundles([parent, tmp_path / "int8"], measure=True, threads=1)
+    assert all(r["latency_p50_ms"] for r in rows)
+    assert any(r["pareto"] for r in rows)
+    assert "int8" in format_table(rows)
+    assert pareto_plot(rows, tmp_path / "pareto.png").stat().st_size > 1000
