@@ -84,7 +84,7 @@ def test_dynamic_quantization_runs_and_stays_close(parent, tmp_path):
     reference = fmkit.load(parent).predict_proba(texts)
     quantized = fmkit.load(tmp_path / "int8").predict_proba(texts)
     np.testing.assert_allclose(quantized, reference, atol=0.05)
-    with pytest.raises(BadInputError, match="already an ONNX/quantized variant"):
+    with pytest.raises(BadInputError, match=r"is already quantized \(quantize-dynamic\)"):
         compress(tmp_path / "int8", tmp_path / "twice", "quantize-dynamic")
 
 
@@ -145,3 +145,60 @@ def test_measure_and_compare(parent, tmp_path):
     assert any(r["pareto"] for r in rows)
     assert "int8" in format_table(rows)
     assert pareto_plot(rows, tmp_path / "pareto.png").stat().st_size > 1000
+
+
+def test_structured_pruning_nothing_changes_nothing(parent):
+    import fmkit
+    from fmkit.compress.methods.prune_structured import importance_scores, prune_structured_
+    from fmkit.runtime.torch_runtime import load_hf_classifier
+
+    tokenizer, model = load_hf_classifier(parent)
+    batch = tokenizer(["the film was great", "a dull plot and bland cast"], padding=True, return_tensors="pt")
+    model.eval()
+    with torch.inference_mode():
+        before = model(**batch).logits
+    labelled = {**batch, "labels": torch.tensor([1, 0])}
+    heads, neurons = importance_scores(model, [labelled])
+    prune_structured_(model, heads, neurons, 0.0, 0.0)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(**batch).logits, before)
+
+
+def test_structured_pruning_shrinks_shapes_and_keeps_outputs_of_kept_units(parent):
+    from fmkit.compress.methods.prune_structured import importance_scores, prune_structured_
+    from fmkit.runtime.torch_runtime import load_hf_classifier
+
+    tokenizer, model = load_hf_classifier(parent)
+    batch = {**tokenizer(["the film was great", "a dull plot"], padding=True, return_tensors="pt"),
+             "labels": torch.tensor([1, 0])}
+    heads, neurons = importance_scores(model, [batch])
+    assert [len(h) for h in heads] == [2, 2] and [len(n) for n in neurons] == [64, 64]
+    facts = prune_structured_(model, heads, neurons, 0.5, 0.25)
+    assert facts["heads_kept_per_layer"] == [1, 1]  # 2 of 4 heads removed, at least one kept per layer
+    assert facts["ffn_kept_per_layer"] == [48, 48]
+    layer = model.bert.encoder.layer[0]
+    assert layer.attention.self.query.weight.shape == (16, 32)
+    assert layer.attention.output.dense.weight.shape == (32, 16)
+    assert layer.intermediate.dense.weight.shape == (48, 32) and layer.output.dense.weight.shape == (32, 48)
+    model.eval()
+    with torch.inference_mode():
+        assert torch.isfinite(model(**{k: v for k, v in batch.items() if k != "labels"}).logits).all()
+
+
+def test_structured_pruning_variant_runs_on_onnx_and_chains_into_quantization(parent, tmp_path):
+    manifest = compress(parent, tmp_path / "pruned",
+                        {"name": "prune-structured", "heads_fraction": 0.25, "ffn_fraction": 0.25,
+                         "calibration_samples": 32,
+                         "recovery": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "progress": False,
+                                      "precision": "fp32"}}, max_accuracy_drop=100)
+    assert manifest.runtime == "onnx"
+    assert manifest.compression["parameters_after"] < manifest.compression["parameters_before"]
+    quantized = compress(tmp_path / "pruned", tmp_path / "pruned-int8", "quantize-dynamic", max_accuracy_drop=100)
+    assert [e.stage for e in quantized.lineage] == ["finetune", "prune-structured", "quantize-dynamic"]
+    with pytest.raises(BadInputError, match="bf16 needs a PyTorch bundle"):
+        compress(tmp_path / "pruned", tmp_path / "x", "bf16")
+
+
+def test_too_few_calibration_samples_is_bad_input(parent, tmp_path):
+    with pytest.raises(BadInputError, match="calibration needs 5000 samples"):
+        compress(parent, tmp_path / "p", {"name": "prune-structured", "calibration_samples": 5000})

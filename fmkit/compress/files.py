@@ -15,18 +15,27 @@ def copy_support_files(parent: Path, directory: Path) -> None:
             shutil.copy2(Path(parent) / name, Path(directory) / name)
 
 
-def calibration_batches(context, tokenizer, samples: int, batch_size: int = 16):
-    """Length-sorted, padded batches of ``samples`` training texts (a stratified, seeded choice)."""
+def calibration_batches(context, tokenizer, samples: int, batch_size: int = 16, with_labels: bool = False):
+    """Length-sorted, padded batches of ``samples`` training texts (a seeded random choice)."""
     import numpy as np
+    import torch
 
     from fmkit.data.batching import encode_texts, pad_batch
     from fmkit.errors import BadInputError
 
-    texts, _ = context.data.split("train")
+    texts, labels = context.data.split("train")
     if samples > len(texts):
-        raise BadInputError(f"calibration_samples={samples} but the training split has only {len(texts)} texts")
-    chosen = np.random.default_rng(context.seed).choice(len(texts), size=samples, replace=False)
-    encoded = encode_texts(tokenizer, [texts[i] for i in sorted(chosen)], context.manifest.max_length, warn=False)
+        raise BadInputError(f"calibration needs {samples} samples but the training split has only {len(texts)} "
+                            "texts; lower calibration_samples or use more data")
+    chosen = sorted(np.random.default_rng(context.seed).choice(len(texts), size=samples, replace=False))
+    encoded = encode_texts(tokenizer, [texts[i] for i in chosen], context.manifest.max_length, warn=False)
+    label_ids = np.array([context.manifest.labels.index(labels[i]) for i in chosen])
     order = np.argsort(-encoded.lengths, kind="stable")
-    return [pad_batch([encoded.input_ids[i] for i in order[s:s + batch_size]], tokenizer.pad_token_id)
-            for s in range(0, len(order), batch_size)]
+    batches = []
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = pad_batch([encoded.input_ids[i] for i in rows], tokenizer.pad_token_id)
+        if with_labels:
+            batch["labels"] = torch.as_tensor(label_ids[rows])
+        batches.append(batch)
+    return batches

@@ -15,16 +15,19 @@ from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
 from fmkit.errors import BadInputError, CheckFailedError
 
-QUANTIZED_RUNTIMES = ("onnx",)
-
-
-def check_parent(parent: Manifest, cfg: CompressConfig, path: Path) -> None:
+def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None:
     if parent.task != "text-classification":
         raise BadInputError(f"{path}: compression supports text-classification bundles, not {parent.task!r}")
-    if getattr(parent, "runtime", "torch") in QUANTIZED_RUNTIMES:
+    parent_method = parent.compression.get("method")
+    if parent_method in COMPRESS_METHODS and COMPRESS_METHODS.get(parent_method).quantizes:
         raise BadInputError(
-            f"{path} is already an ONNX/quantized variant ({parent.compression.get('method')}); compress its "
-            "fp32 parent instead, and chain methods as distill -> prune -> quantize in a recipe"
+            f"{path} is already quantized ({parent_method}); compress its fp32 parent "
+            f"({parent.compression.get('parent')}) instead, and chain methods as distill -> prune -> quantize"
+        )
+    if parent.runtime != "torch" and not method.accepts_onnx:
+        raise BadInputError(
+            f"{method_name} needs a PyTorch bundle, but {path} runs on {parent.runtime}; apply {method_name} "
+            f"before exporting, to {parent.compression.get('parent') or 'its parent'}"
         )
     if "test" not in parent.metrics:
         raise BadInputError(f"{path} has no test metrics to compare against; run `fmkit evaluate {path}` first")
@@ -57,8 +60,8 @@ def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_name
 def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: bool = False, log=print) -> Manifest:
     bundle, out = Path(bundle), Path(out)
     parent = read_manifest(bundle)
-    check_parent(parent, cfg, bundle)
     method = COMPRESS_METHODS.get(cfg.method_name)
+    check_parent(parent, method, cfg.method_name, bundle)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
     context = CompressContext(bundle, parent, cfg.max_accuracy_drop, cfg.seed, log)

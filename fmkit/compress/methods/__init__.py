@@ -50,6 +50,8 @@ class CompressMethod:
     apply: Callable[[CompressContext, BaseModel, Path], dict]
     runtime: str  # the runtime the variant is deployed on: "torch" or "onnx"
     description: str
+    accepts_onnx: bool = False  # can start from an fp32 ONNX parent (e.g. a structurally pruned one)
+    quantizes: bool = False  # its output must not be quantized again
 
 
 COMPRESS_METHODS: Registry[CompressMethod] = Registry("compression method")
@@ -59,5 +61,6 @@ from fmkit.compress.methods import (  # noqa: E402,F401  (register themselves)
     distill,
     export_onnx,
     prune_magnitude,
+    prune_structured,
     quantize_dynamic,
 )

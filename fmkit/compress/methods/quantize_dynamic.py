@@ -33,6 +33,13 @@ def export_fp32(context: CompressContext, directory: Path, opset: int) -> Path:
     return path
 
 
+def parent_onnx(context: CompressContext) -> Path | None:
+    """An fp32 ONNX parent (exported or structurally pruned) is quantized as it is."""
+    from fmkit.export.onnx import ONNX_FILE
+
+    return context.parent / ONNX_FILE if context.manifest.runtime == "onnx" else None
+
+
 def apply(context: CompressContext, options: QuantizeDynamicOptions, directory: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -40,7 +47,7 @@ def apply(context: CompressContext, options: QuantizeDynamicOptions, directory: 
     from fmkit.export.onnx import ONNX_FILE
 
     with tempfile.TemporaryDirectory() as work:
-        fp32 = export_fp32(context, Path(work), options.opset)
+        fp32 = parent_onnx(context) or export_fp32(context, Path(work), options.opset)
         quantize_dynamic(str(fp32), str(directory / ONNX_FILE), weight_type=QuantType.QInt8,
                          per_channel=options.per_channel)
     copy_support_files(context.parent, directory)
@@ -48,5 +55,5 @@ def apply(context: CompressContext, options: QuantizeDynamicOptions, directory: 
 
 
 COMPRESS_METHODS.register("quantize-dynamic")(CompressMethod(
-    QuantizeDynamicOptions, apply, runtime="onnx",
+    QuantizeDynamicOptions, apply, runtime="onnx", accepts_onnx=True, quantizes=True,
     description="INT8 weights, dynamically quantized activations (ONNX Runtime)"))
