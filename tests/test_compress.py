@@ -202,3 +202,21 @@ def test_structured_pruning_variant_runs_on_onnx_and_chains_into_quantization(pa
 def test_too_few_calibration_samples_is_bad_input(parent, tmp_path):
     with pytest.raises(BadInputError, match="calibration needs 5000 samples"):
         compress(parent, tmp_path / "p", {"name": "prune-structured", "calibration_samples": 5000})
+
+
+def test_static_quantization_with_fallback(parent, tmp_path):
+    import onnx
+
+    manifest = compress(parent, tmp_path / "static",
+                        {"name": "quantize-static", "calibration_samples": 32, "validation_samples": 50},
+                        max_accuracy_drop=0.0)
+    facts = manifest.compression
+    assert facts["format"] == "QDQ" and manifest.runtime == "onnx"
+    assert {"layer.0", "layer.1"} <= set(facts["groups"])
+    # A zero budget: the fallback goes on until validation accuracy matches fp32, or everything is float.
+    held = facts["validation_accuracy"] >= facts["validation_fp32_accuracy"]
+    assert held or sorted(facts["float_groups"]) == facts["groups"]
+    assert facts["fallback_trials"][0]["float_groups"] == []
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "static" / "model.onnx")).graph.node}
+    if len(facts["float_groups"]) < len(facts["groups"]):
+        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops

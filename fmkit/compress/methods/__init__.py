@@ -63,4 +63,5 @@ from fmkit.compress.methods import (  # noqa: E402,F401  (register themselves)
     prune_magnitude,
     prune_structured,
     quantize_dynamic,
+    quantize_static,
 )
