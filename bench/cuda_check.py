@@ -32,28 +32,6 @@ def minilm_shaped_model(directory: Path, tokenizer_dir: Path) -> Path:
     return directory
 
 
-class CrashAfter:
-    def __init__(self, step):
-        self.step = step
-
-    def setup(self, model, optimizer, batches):
-        return model, optimizer, batches
-
-    def after_step(self, step):
-        if step == self.step:
-            raise KeyboardInterrupt("simulated crash")
-        return False
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
-    def summary(self):
-        return {}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -64,7 +42,7 @@ def main() -> int:
 
     import torch
 
-    from conftest import synthetic_reviews, write_csv
+    from conftest import CrashAfter, synthetic_reviews, write_csv
     from fmkit.bundle import read_manifest
     from fmkit.finetune import FinetuneConfig
     from fmkit.finetune.stage import run_finetune

@@ -51,3 +51,23 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+
+def parse_registered_options(value, registry: "Registry", what: str = "method"):
+    """Validate ``name`` or ``{name: ..., **options}`` against the options model a registry holds.
+
+    Used by config fields whose value picks a registered component (fine-tuning and compression
+    methods); the component's own options model validates the rest.
+    """
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        raise ValueError(f"{what} must be a name ({', '.join(registry)}) or a mapping with 'name'")
+    if value["name"] not in registry:
+        raise ValueError(f"unknown {what} {value['name']!r}; registered: {', '.join(registry)}."
+                         + did_you_mean(value["name"], registry))
+    return registry.get(value["name"]).options.model_validate(value)

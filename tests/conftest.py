@@ -60,3 +60,27 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def reviews_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "reviews.csv", synthetic_reviews(400))
+
+
+class CrashAfter:
+    """A training hook that simulates the process dying after ``step`` optimizer steps."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def setup(self, model, optimizer, batches):
+        return model, optimizer, batches
+
+    def after_step(self, step):
+        if step == self.step:
+            raise KeyboardInterrupt("simulated kill")
+        return False
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def summary(self):
+        return {}

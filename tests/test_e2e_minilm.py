@@ -95,3 +95,24 @@ def test_lora_on_minilm_learns(tmp_path):
     manifest = read_manifest(out)
     assert manifest.metrics["test"]["accuracy"] > 0.7  # 0.79 when measured
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_compress_minilm_to_int8_and_compare(full_bundle, tmp_path):
+    from fmkit.bundle import read_manifest
+
+    out = tmp_path / "reviews-int8"
+    result = subprocess.run(fmkit_command("compress", full_bundle, "--method", "quantize-dynamic", "--out", out,
+                                          "--max-accuracy-drop", "3", "--json"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = read_manifest(out)
+    assert manifest.runtime == "onnx" and manifest.compression["status"] == "ok"
+    figures = manifest.benchmarks["onnx"]
+    parent_size = (full_bundle / "model.safetensors").stat().st_size
+    assert figures["size_bytes"] < parent_size / 3  # int8 weights: about a quarter of fp32
+    assert figures["latency_p50_ms"] > 0 and figures["throughput_per_second"] > 0
+    compared = subprocess.run(fmkit_command("compare", full_bundle, out, "--plot", tmp_path / "p.png", "--json"),
+                              capture_output=True, text=True)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    rows = json.loads(compared.stdout)["rows"]
+    assert [r["runtime"] for r in rows] == ["torch", "onnx"]
+    assert (tmp_path / "p.png").stat().st_size > 1000

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import CrashAfter
 from fmkit.errors import TrainingDivergedError
 from fmkit.finetune import FinetuneConfig
 from fmkit.finetune.stage import checkpoint_dir_for, run_finetune
@@ -109,30 +110,6 @@ def test_lora_saves_head_and_reloads_adapter_exactly(lora_bundle, full_bundle):
     adapter = PeftModel.from_pretrained(base, str(lora_bundle / "adapter")).eval()
     with torch.inference_mode():
         np.testing.assert_allclose(adapter(**batch).logits.numpy(), merged(**batch).logits.numpy(), atol=1e-5)
-
-
-class CrashAfter:
-    """A hook that simulates the process dying after ``step`` optimizer steps."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def setup(self, model, optimizer, batches):
-        return model, optimizer, batches
-
-    def after_step(self, step):
-        if step == self.step:
-            raise KeyboardInterrupt("simulated kill")
-        return False
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
-    def summary(self):
-        return {}
 
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_bert_dir, reviews_csv, tmp_path):

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
 from fmkit.compress.methods import COMPRESS_METHODS
+from fmkit.registry import parse_registered_options
 
 
 class MeasureConfig(BaseModel):
@@ -31,18 +32,7 @@ class CompressConfig(BaseModel):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, value: Any) -> BaseModel:
-        if isinstance(value, BaseModel):
-            return value
-        if isinstance(value, str):
-            value = {"name": value}
-        if not isinstance(value, dict) or "name" not in value:
-            raise ValueError(f"method must be a name ({', '.join(COMPRESS_METHODS)}) or a mapping with 'name'")
-        if value["name"] not in COMPRESS_METHODS:
-            from fmkit.registry import did_you_mean
-
-            raise ValueError(f"unknown method {value['name']!r}; registered: {', '.join(COMPRESS_METHODS)}."
-                             + did_you_mean(value["name"], COMPRESS_METHODS))
-        return COMPRESS_METHODS.get(value["name"]).options.model_validate(value)
+        return parse_registered_options(value, COMPRESS_METHODS)
 
     @property
     def method_name(self) -> str:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 
 from fmkit.data.config import DataConfig
 from fmkit.finetune.methods import FINETUNE_METHODS
+from fmkit.registry import parse_registered_options
 from fmkit.train.config import TrainConfig
 
 
@@ -30,20 +31,7 @@ class FinetuneConfig(BaseModel):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, value: Any) -> BaseModel:
-        if isinstance(value, BaseModel):
-            return value
-        if isinstance(value, str):
-            value = {"name": value}
-        if not isinstance(value, dict) or "name" not in value:
-            raise ValueError(f"method must be a name ({', '.join(FINETUNE_METHODS)}) or a mapping with 'name'")
-        if value["name"] not in FINETUNE_METHODS:
-            from fmkit.registry import did_you_mean
-
-            raise ValueError(
-                f"unknown method {value['name']!r}; registered: {', '.join(FINETUNE_METHODS)}."
-                + did_you_mean(value["name"], FINETUNE_METHODS)
-            )
-        return FINETUNE_METHODS.get(value["name"]).options.model_validate(value)
+        return parse_registered_options(value, FINETUNE_METHODS)
 
     @property
     def method_name(self) -> str:
