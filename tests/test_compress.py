@@ -220,3 +220,21 @@ def test_static_quantization_with_fallback(parent, tmp_path):
     ops = {node.op_type for node in onnx.load(str(tmp_path / "static" / "model.onnx")).graph.node}
     if len(facts["float_groups"]) < len(facts["groups"]):
         assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+
+
+def test_other_data_than_the_parents_is_refused(parent, tmp_path):
+    from conftest import synthetic_reviews, write_csv
+
+    other = write_csv(tmp_path / "other.csv", synthetic_reviews(100, seed=5))
+    with pytest.raises(BadInputError, match="is not the data .* was trained on"):
+        compress(parent, tmp_path / "x", "quantize-dynamic", data=str(other))
+
+
+def test_export_of_an_unsupported_architecture_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from fmkit.export.onnx import export_onnx
+
+    model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50, num_labels=2))
+    with pytest.raises(BadInputError, match="ONNX export of model type 'gpt2' is not supported; supported: bert"):
+        export_onnx(model, tmp_path / "m.onnx")

@@ -27,6 +27,9 @@ class CompressConfig(BaseModel):
     method: SerializeAsAny[BaseModel] = Field(description="a registered method name or {name: ..., options}")
     max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="test-accuracy points the variant may lose vs its parent")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    data: str | None = Field(
+        None, description="the parent's training data (file or built-in name) when its recorded path moved; "
+        "default: the source recorded in the parent's manifest")
     seed: int = 0
 
     @field_validator("method", mode="before")

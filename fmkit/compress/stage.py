@@ -64,7 +64,7 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     check_parent(parent, method, cfg.method_name, bundle)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
-    context = CompressContext(bundle, parent, cfg.max_accuracy_drop, cfg.seed, log)
+    context = CompressContext(bundle, parent, cfg.max_accuracy_drop, cfg.seed, log, data_source=cfg.data)
     started = time.time()
     facts: dict = {}
     manifest = Manifest(

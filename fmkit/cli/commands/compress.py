@@ -28,6 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="variant bundle to create")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0,
                         help="test-accuracy points the variant may lose vs the parent (default: 1.0)")
+    parser.add_argument("--data", help="the parent's training data, if its recorded path moved (same rows required)")
     parser.add_argument("--sparsity", type=float, help="prune-magnitude: share of weights set to zero, in (0, 1)")
     parser.add_argument("--student-layers", type=int, help="distill: layers of the student (default: 3)")
     parser.add_argument("--alpha", type=float, help="distill: weight of the teacher's soft loss (default: 0.5)")
@@ -47,7 +48,7 @@ def run(args) -> int:
     method = {"name": args.method}
     method.update({option: getattr(args, flag) for flag, option in METHOD_FLAGS.items()
                    if getattr(args, flag) is not None})
-    cfg = CompressConfig(method=method, max_accuracy_drop=args.max_accuracy_drop,
+    cfg = CompressConfig(method=method, max_accuracy_drop=args.max_accuracy_drop, data=args.data,
                          measure={"threads": args.threads, "enabled": not args.no_measure})
     manifest = run_compress(args.bundle, cfg, args.out, overwrite=args.overwrite)
     summary = {"bundle": args.out, "compression": manifest.compression, "test": manifest.metrics["test"],

@@ -22,6 +22,7 @@ class CompressContext:
     max_accuracy_drop: float
     seed: int = 0
     log: Callable[[str], None] = print
+    data_source: str | None = None  # overrides the parent's recorded data path (same rows required)
     _data: object = field(default=None, repr=False)
 
     @property
@@ -30,12 +31,21 @@ class CompressContext:
         if self._data is None:
             from fmkit.data import DataConfig, load_text_classification
 
+            from fmkit.errors import BadInputError
+
             config = self.manifest.data.get("config")
             if not config:
-                from fmkit.errors import BadInputError
-
                 raise BadInputError(f"{self.parent} does not record its training data; compression needs it")
-            self._data = load_text_classification(DataConfig.model_validate(config))
+            if self.data_source is not None:
+                config = {**config, "source": self.data_source}
+            data = load_text_classification(DataConfig.model_validate(config))
+            expected = self.manifest.data.get("fingerprint")
+            if expected and data.fingerprint != expected:
+                raise BadInputError(
+                    f"{config['source']} is not the data {self.parent} was trained on (fingerprint "
+                    f"{data.fingerprint[:19]}... vs {expected[:19]}...); compression calibrates, distils and "
+                    "tests on the parent's own splits, so pass that data (or omit --data)")
+            self._data = data
         return self._data
 
     def load_torch_model(self):
