@@ -68,24 +68,29 @@ def read_table(path: Path, format: str = "auto"):
         raise BadInputError(f"{path}: not valid UTF-8 ({error}); re-save the file as UTF-8") from None
 
 
-def _read_jsonl(path: Path):
-    import pandas as pd
-
-    records = []
+def iter_jsonl(path: Path):
+    """(line number, value) for every non-blank line; a bad line is named with its column."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as error:
                 raise BadInputError(
                     f"{path}, line {number}, column {error.colno}: invalid JSON ({error.msg}); "
-                    "each line must be one JSON object"
+                    "each line must be one JSON value"
                 ) from None
-            if not isinstance(record, dict):
-                raise BadInputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
+
+
+def _read_jsonl(path: Path):
+    import pandas as pd
+
+    records = []
+    for number, record in iter_jsonl(path):
+        if not isinstance(record, dict):
+            raise BadInputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
     if not records:
         raise BadInputError(f"data file {path} has no records; each line must be one JSON object")
     return pd.DataFrame.from_records(records)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -38,22 +37,17 @@ def read_inputs(args) -> list[str]:
         path = Path(args.input)
         if not path.is_file():
             raise BadInputError(f"--input {path} does not exist")
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise BadInputError(f"{path}, line {number}: invalid JSON ({error.msg})") from None
-                if isinstance(item, dict):
-                    if args.text_field not in item:
-                        raise BadInputError(f"{path}, line {number}: no field {args.text_field!r}; "
-                                            f"fields are {sorted(item)}. Set --text-field.")
-                    item = item[args.text_field]
-                if not isinstance(item, str):
-                    raise BadInputError(f"{path}, line {number}: the text must be a string")
-                texts.append(item)
+        from fmkit.data.readers import iter_jsonl
+
+        for number, item in iter_jsonl(path):
+            if isinstance(item, dict):
+                if args.text_field not in item:
+                    raise BadInputError(f"{path}, line {number}: no field {args.text_field!r}; "
+                                        f"fields are {sorted(item)}. Set --text-field.")
+                item = item[args.text_field]
+            if not isinstance(item, str):
+                raise BadInputError(f"{path}, line {number}: the text must be a string")
+            texts.append(item)
     if not texts:
         raise BadInputError("no texts: pass them as arguments or with --input FILE.jsonl")
     return texts
@@ -63,8 +57,7 @@ def run(args) -> int:
     import fmkit
 
     texts = read_inputs(args)
-    model = fmkit.load(args.bundle, device=args.device)
-    model.batch_size = args.batch_size
+    model = fmkit.load(args.bundle, device=args.device, batch_size=args.batch_size)
     predictions = model.predict(texts)
     if args.json:
         print_json([{"text": t, **p.as_dict()} for t, p in zip(texts, predictions)])

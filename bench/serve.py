@@ -1,0 +1,129 @@
+"""Serving throughput and latency: dynamic batching vs batching disabled, same bundle, one run.
+
+Starts `fmkit serve` twice on loopback (batching on: --max-batch 32 --max-wait-ms 5; off:
+--max-wait-ms 0) and drives each with CONCURRENCY clients sending single-text requests of
+real test sentences for SECONDS; then measures the no-op /healthz as the server's own ceiling.
+
+    .venv/bin/python bench/serve.py --bundle runs/DATE-full/finetune-full [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(bundle: str, workspace: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", "--bundle", f"m={bundle}", "--port", str(port),
+                                "--workspace", str(workspace), "--rate-limit", "1e6", "--rate-burst", "1000000",
+                                *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read().decode()[-2000:])
+        time.sleep(0.3)
+    raise RuntimeError("server did not become ready")
+
+
+async def drive(base: str, key: str | None, texts: list[str], clients: int, seconds: float, path: str) -> dict:
+    import httpx
+    import numpy as np
+
+    latencies, errors = [], 0
+    stop = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(index: int, session: httpx.AsyncClient):
+        nonlocal errors
+        i = index
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            if path == "/healthz":
+                response = await session.get(path)
+            else:
+                response = await session.post(path, headers=headers, json={"texts": [texts[i % len(texts)]]})
+            latencies.append(time.perf_counter() - started)
+            errors += response.status_code != 200
+            i += clients
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, session) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    values = np.array(latencies) * 1000
+    return {"requests": len(latencies), "errors": errors, "requests_per_second": len(latencies) / elapsed,
+            "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+
+    from fmkit.bundle import read_manifest
+    from fmkit.compress.methods import CompressContext
+    from fmkit.compress.stage import test_texts
+    from fmkit.serve.keys import KeyStore
+
+    texts, _ = test_texts(CompressContext(Path(args.bundle), read_manifest(args.bundle), 0.0))
+    workspace = Path(tempfile.mkdtemp(prefix="fmkit-serve-bench-"))
+    key, _ = KeyStore(workspace).create("predict")
+    results = {}
+    for mode, extra in (("batching", ["--max-batch", "32", "--max-wait-ms", "5"]),
+                        ("no-batching", ["--max-wait-ms", "0"])):
+        process, base = start_server(args.bundle, workspace, extra)
+        try:
+            asyncio.run(drive(base, key, texts, args.clients, 2, "/v1/models/m:predict"))  # warm-up
+            before = rss_mb(process.pid)
+            results[mode] = asyncio.run(drive(base, key, texts, args.clients, args.seconds, "/v1/models/m:predict"))
+            results[mode]["rss_mb_before"], results[mode]["rss_mb_after"] = before, rss_mb(process.pid)
+            if mode == "batching":
+                results["healthz"] = asyncio.run(drive(base, None, texts, args.clients, 5, "/healthz"))
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    print(json.dumps(results, indent=2))
+    on, off = results["batching"], results["no-batching"]
+    print(f"\nthroughput with batching / without: {on['requests_per_second'] / off['requests_per_second']:.2f}x "
+          f"({on['requests_per_second']:.1f} vs {off['requests_per_second']:.1f} req/s); p99 {on['p99_ms']:.1f} ms "
+          f"vs {off['p99_ms']:.1f} ms; errors {on['errors']} / {off['errors']}; /healthz ceiling "
+          f"{results['healthz']['requests_per_second']:.0f} req/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

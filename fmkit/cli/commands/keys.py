@@ -1,0 +1,55 @@
+"""fmkit keys: create, list and revoke API keys for `fmkit serve`."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmkit.cli.common import add_json_flag, print_json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "keys", help="create, list or revoke API keys for fmkit serve",
+        description="API keys for `fmkit serve`. A key is shown once at creation; only a salted hash is stored "
+        "(WORKSPACE/.fmkit/serve.sqlite). Roles: admin (keys, load/unload), predict (predict on its models), "
+        "read (list models, metrics).",
+        epilog="example: fmkit keys create --role predict --models reviews",
+    )
+    parser.add_argument("action", choices=["create", "list", "revoke"])
+    parser.add_argument("key_id", nargs="?", help="the key id to revoke")
+    parser.add_argument("--role", help="admin, predict or read (create)")
+    parser.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    parser.add_argument("--note", help="a note stored with the key")
+    parser.add_argument("--workspace", default=".", help="workspace holding .fmkit/serve.sqlite (default: .)")
+    add_json_flag(parser)
+    return parser
+
+
+def run(args) -> int:
+    from fmkit.errors import BadInputError
+    from fmkit.serve.keys import KeyStore
+
+    store = KeyStore(args.workspace)
+    if args.action == "create":
+        if not args.role:
+            raise BadInputError("keys create needs --role admin|predict|read")
+        models = [m.strip() for m in args.models.split(",")] if args.models else None
+        token, record = store.create(args.role, models, args.note)
+        if args.json:
+            print_json({"key": token, "id": record.id, "role": record.role, "models": list(record.models)})
+        else:
+            print(token)
+            print(f"(id {record.id}, role {record.role}, models {', '.join(record.models)}; shown once: store it now)")
+    elif args.action == "list":
+        keys = store.list()
+        if args.json:
+            print_json([k.__dict__ for k in keys])
+        for key in keys if not args.json else []:
+            print(f"{key.id}  {key.role:8s} {','.join(key.models):20s} created {key.created}"
+                  f"{'  REVOKED ' + key.revoked if key.revoked else ''}")
+    else:
+        if not args.key_id:
+            raise BadInputError("keys revoke needs the key id (see `fmkit keys list`)")
+        record = store.revoke(args.key_id)
+        print(f"revoked {record.id}")
+    return 0

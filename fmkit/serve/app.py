@@ -1,0 +1,248 @@
+"""The FastAPI application: predict, models, health, metrics, keys, the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import Request  # module level: FastAPI resolves the string annotations against these globals
+
+from fmkit._version import __version__
+from fmkit.serve.config import ServeConfig
+from fmkit.serve.schemas import (ErrorResponse, KeyRequest, LoadRequest, ModelSummary, PredictRequest,
+                                 PredictResponse)
+
+READ_ROLES = ("admin", "predict", "read")
+ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+          413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
+          503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, limit: str | None = None, headers=None):
+        self.status, self.code, self.message, self.limit, self.headers = status, code, message, limit, headers or {}
+
+
+def create_app(config: ServeConfig):
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from fmkit.bundle.manifest import utc_now
+    from fmkit.serve.batcher import QueueFullError
+    from fmkit.serve.state import ServerState
+
+    state = ServerState.create(config)
+
+    async def flush_audit_forever():
+        while True:
+            await asyncio.sleep(0.5)
+            await flush_audit()
+
+    async def flush_audit():
+        rows, state.audit = state.audit, []
+        if rows:
+            await asyncio.get_running_loop().run_in_executor(None, state.keys.write_audit, rows)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        for name, path in config.bundles.items():
+            await state.load(name, path)
+        state.ready = True
+        flusher = asyncio.get_running_loop().create_task(flush_audit_forever())
+        yield
+        state.ready = False
+        for name in list(state.models):  # graceful: every accepted request is answered
+            await state.unload(name)
+        flusher.cancel()
+        await flush_audit()
+
+    app = FastAPI(title="fmkit serve", version=__version__, lifespan=lifespan,
+                  description="Predict with fmkit bundles. Send `Authorization: Bearer <key>`; "
+                  "keys come from `fmkit keys create`.")
+    app.state.fmkit = state
+
+    def error_response(status, code, message, limit=None, headers=None):
+        body = {"error": {"code": code, "message": message}}
+        if limit:
+            body["error"]["limit"] = limit
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, error: ApiError):
+        return error_response(error.status, error.code, error.message, error.limit, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        return error_response(422, "invalid_request", problems or "invalid request body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, error):
+        return error_response(error.status_code, "http_error", str(error.detail))
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            return error_response(413, "body_too_large",
+                                  f"request body is {length} bytes; the limit is {config.max_body_bytes}",
+                                  "max_body_bytes")
+        if request.method == "POST" and length is None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > config.max_body_bytes:
+                    return error_response(413, "body_too_large", f"request body exceeds {config.max_body_bytes} "
+                                          "bytes", "max_body_bytes")
+            request._body = body  # starlette reads the cached body downstream
+        return await call_next(request)
+
+    def authorize(request: Request, roles, model: str | None = None):
+        if not config.auth:
+            return None
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            raise ApiError(401, "unauthorized", "send `Authorization: Bearer <key>` (make one with `fmkit keys create`)",
+                           headers={"WWW-Authenticate": "Bearer"})
+        key = state.keys.verify(header[7:].strip())
+        if key is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if key.role not in roles:
+            raise ApiError(403, "forbidden", f"role {key.role!r} may not do this; needs one of {', '.join(roles)}")
+        if model is not None and not key.may_use(model):
+            raise ApiError(403, "forbidden", f"this key may not use model {model!r}")
+        wait = state.buckets.take(key.id)
+        if wait:
+            raise ApiError(429, "rate_limited", f"rate limit of {config.rate_per_second}/s exceeded",
+                           "rate_per_second", headers={"Retry-After": str(max(1, round(wait)))})
+        return key
+
+    def audit(key, endpoint, model, texts, status, started, inputs=None):
+        state.audit.append((utc_now(), key.id if key else None, endpoint, model, len(texts) if texts else None,
+                            status, round((time.perf_counter() - started) * 1000, 3),
+                            "\n".join(inputs) if inputs and config.log_inputs else None))
+
+    def slot_for(name: str):
+        slot = state.models.get(name)
+        if slot is None:
+            raise ApiError(404, "unknown_model", f"no model {name!r}; served: {', '.join(sorted(state.models)) or 'none'}")
+        return slot
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
+    async def readyz():
+        if not state.ready:
+            raise ApiError(503, "not_ready", "models are loading")
+        return {"status": "ready", "models": sorted(state.models)}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, responses=ERRORS)
+    async def metrics(request: Request):
+        from prometheus_client import generate_latest
+
+        authorize(request, ("admin", "read"))
+        for name, slot in state.models.items():
+            state.metrics.queue_depth.labels(name).set(slot.batcher.depth)
+        return PlainTextResponse(generate_latest(state.metrics.registry).decode(),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", tags=["models"], response_model=list[ModelSummary], responses=ERRORS)
+    async def list_models(request: Request):
+        authorize(request, READ_ROLES)
+        return [slot.summary for slot in state.models.values()]
+
+    @app.post("/v1/models/{name}:predict", tags=["models"], response_model=PredictResponse, responses=ERRORS)
+    async def predict(name: str, body: PredictRequest, request: Request):
+        started = time.perf_counter()
+        key = None
+        status = 500
+        try:
+            key = authorize(request, ("admin", "predict"), name)
+            slot = slot_for(name)
+            if len(body.texts) > config.max_texts:
+                raise ApiError(413, "too_many_texts", f"{len(body.texts)} texts; the limit is {config.max_texts} "
+                               "per request", "max_texts")
+            long = [i for i, t in enumerate(body.texts) if len(t) > config.max_chars]
+            if long:
+                raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
+                               "max_chars")
+            try:
+                probabilities = await asyncio.wait_for(slot.batcher.submit(body.texts), config.request_timeout_s)
+            except QueueFullError:
+                raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
+                               headers={"Retry-After": "1"}) from None
+            except asyncio.TimeoutError:
+                raise ApiError(504, "timeout", f"no answer within {config.request_timeout_s} s",
+                               "request_timeout_s") from None
+            labels = slot.summary["labels"]
+            status = 200
+            return {"model": name, "predictions": [
+                {"label": labels[int(row.argmax())], "probabilities": {l: float(p) for l, p in zip(labels, row)}}
+                for row in probabilities]}
+        except ApiError as error:
+            status = error.status
+            raise
+        finally:
+            state.metrics.requests.labels("predict", name, str(status)).inc()
+            state.metrics.latency.labels("predict", name).observe(time.perf_counter() - started)
+            audit(key, "predict", name, body.texts, status, started, body.texts)
+
+    @app.post("/v1/models/{name}:load", tags=["admin"], response_model=ModelSummary, responses=ERRORS)
+    async def load(name: str, body: LoadRequest, request: Request):
+        from pathlib import Path
+
+        from fmkit.errors import FmkitError
+
+        key = authorize(request, ("admin",))
+        started = time.perf_counter()
+        try:
+            slot = await state.load(name, Path(body.bundle))
+        except FmkitError as error:
+            audit(key, "load", name, None, 422, started)
+            raise ApiError(422, "bad_bundle", str(error)) from None
+        audit(key, "load", name, None, 200, started)
+        return slot.summary
+
+    @app.delete("/v1/models/{name}", tags=["admin"], responses=ERRORS)
+    async def unload(name: str, request: Request):
+        key = authorize(request, ("admin",))
+        slot_for(name)
+        await state.unload(name)
+        audit(key, "unload", name, None, 200, time.perf_counter())
+        return {"unloaded": name}
+
+    @app.post("/v1/keys", tags=["admin"], responses=ERRORS)
+    async def create_key(body: KeyRequest, request: Request):
+        from fmkit.errors import BadInputError
+
+        authorize(request, ("admin",))
+        try:
+            token, record = state.keys.create(body.role, body.models, body.note)
+        except BadInputError as error:
+            raise ApiError(422, "invalid_role", str(error)) from None
+        return {"key": token, "id": record.id, "role": record.role, "models": list(record.models),
+                "note": "shown once: store it now"}
+
+    @app.delete("/v1/keys/{key_id}", tags=["admin"], responses=ERRORS)
+    async def revoke_key(key_id: str, request: Request):
+        from fmkit.errors import BadInputError
+
+        authorize(request, ("admin",))
+        try:
+            record = state.keys.revoke(key_id)
+        except BadInputError as error:
+            raise ApiError(404, "unknown_key", str(error)) from None
+        return {"revoked": record.id}
+
+    @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard():
+        from fmkit.serve.dashboard import render_dashboard
+
+        return render_dashboard([slot.summary for slot in state.models.values()])
+
+    return app

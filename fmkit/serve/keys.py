@@ -1,0 +1,126 @@
+"""API keys: 32 random bytes shown once, stored only as a salted hash, checked in constant time.
+
+A key reads ``fmk_<id>_<secret>``: the id is public (it names the key in lists and the audit
+log), the secret is 32 random bytes. Being high-entropy, a key needs no slow password hash: a
+salted HMAC-SHA256 resists every offline attack that matters and keeps per-request cost tiny.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmkit.errors import BadInputError
+
+ROLES = ("admin", "predict", "read")
+PREFIX = "fmk"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+  id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash TEXT NOT NULL, role TEXT NOT NULL,
+  models TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT, note TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+  id INTEGER PRIMARY KEY, time TEXT NOT NULL, key_id TEXT, endpoint TEXT NOT NULL, model TEXT,
+  texts INTEGER, status INTEGER NOT NULL, latency_ms REAL, input TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    role: str
+    models: tuple[str, ...]  # ("*",) = every model
+    created: str
+    revoked: str | None = None
+    note: str | None = None
+
+    def may_use(self, model: str) -> bool:
+        return self.role == "admin" or "*" in self.models or model in self.models
+
+
+def _digest(salt: bytes, secret: str) -> str:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, workspace: Path):
+        self.path = Path(workspace) / ".fmkit" / "serve.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def create(self, role: str, models: list[str] | None = None, note: str | None = None) -> tuple[str, ApiKey]:
+        """Make a key; returns (the full key, shown this once; its record)."""
+        from fmkit.bundle.manifest import utc_now
+
+        if role not in ROLES:
+            raise BadInputError(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
+        models = list(models or ["*"])
+        key_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_bytes(16)
+        record = ApiKey(key_id, role, tuple(models), utc_now(), None, note)
+        with self._connect() as db:
+            db.execute("INSERT INTO api_keys VALUES (?,?,?,?,?,?,?,?)",
+                       (key_id, salt, _digest(salt, secret), role, json.dumps(models), record.created, None, note))
+        return f"{PREFIX}_{key_id}_{secret}", record
+
+    def verify(self, token: str) -> ApiKey | None:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != PREFIX:
+            return None
+        _, key_id, secret = parts
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM api_keys WHERE id=?", (key_id,)).fetchone()
+        if row is None:
+            _digest(b"0" * 16, secret)  # same work whether or not the id exists
+            return None
+        if not hmac.compare_digest(_digest(row["salt"], secret), row["hash"]) or row["revoked"]:
+            return None
+        return self._record(row)
+
+    def list(self) -> list[ApiKey]:
+        with self._connect() as db:
+            return [self._record(r) for r in db.execute("SELECT * FROM api_keys ORDER BY created")]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        from fmkit.bundle.manifest import utc_now
+
+        with self._connect() as db:
+            changed = db.execute("UPDATE api_keys SET revoked=? WHERE id=? AND revoked IS NULL",
+                                 (utc_now(), key_id)).rowcount
+        if not changed:
+            known = [k.id for k in self.list() if not k.revoked]
+            raise BadInputError(f"no active key {key_id!r}; active keys: {', '.join(known) or 'none'}")
+        return next(k for k in self.list() if k.id == key_id)
+
+    def write_audit(self, rows: list[tuple]) -> None:
+        if rows:
+            with self._connect() as db:
+                db.executemany("INSERT INTO audit_log(time, key_id, endpoint, model, texts, status, latency_ms, input)"
+                               " VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def audit_rows(self, limit: int = 100) -> list[dict]:
+        with self._connect() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))]
+
+    @staticmethod
+    def _record(row) -> ApiKey:
+        return ApiKey(row["id"], row["role"], tuple(json.loads(row["models"])), row["created"], row["revoked"],
+                      row["note"])

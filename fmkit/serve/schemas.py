@@ -1,0 +1,59 @@
+"""Request and response bodies (they make the OpenAPI spec at /docs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, description="texts to classify", examples=[["a warm, funny film"]])
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    predictions: list[Prediction]
+
+
+class ModelSummary(BaseModel):
+    name: str
+    bundle: str
+    task: str
+    labels: list[str]
+    runtime: str
+    content_digest: str
+    lineage: list[str]
+    metrics: dict[str, dict[str, float]]
+    benchmarks: dict
+    compression: dict
+    privacy: dict
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: str = Field(description="bundle directory on the server")
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="admin, predict or read")
+    models: list[str] = Field(default_factory=lambda: ["*"], description="models this key may use; * = all")
+    note: str | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    limit: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,95 @@
+"""What a running server holds: models (runtime + batcher), keys, rate limits, metrics, audit buffer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fmkit.serve.config import ServeConfig
+from fmkit.serve.keys import KeyStore
+from fmkit.serve.limits import TokenBuckets
+
+
+@dataclass
+class ModelSlot:
+    name: str
+    path: Path
+    runtime: object
+    batcher: object
+    summary: dict
+
+
+class Metrics:
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("fmkit_requests_total", "HTTP requests", ["endpoint", "model", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("fmkit_request_seconds", "request latency", ["endpoint", "model"],
+                                 buckets=(.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10), registry=self.registry)
+        self.batch_size = Histogram("fmkit_batch_size", "texts per forward pass", ["model"],
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.batch_seconds = Histogram("fmkit_batch_seconds", "seconds per forward pass", ["model"],
+                                       registry=self.registry)
+        self.queue_depth = Gauge("fmkit_queue_depth", "requests waiting", ["model"], registry=self.registry)
+
+
+@dataclass
+class ServerState:
+    config: ServeConfig
+    keys: KeyStore
+    buckets: TokenBuckets
+    metrics: Metrics
+    models: dict[str, ModelSlot] = field(default_factory=dict)
+    audit: list[tuple] = field(default_factory=list)
+    ready: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def create(cls, config: ServeConfig) -> "ServerState":
+        return cls(config, KeyStore(config.workspace), TokenBuckets(config.rate_per_second, config.rate_burst),
+                   Metrics())
+
+    async def load(self, name: str, path: Path) -> ModelSlot:
+        """Load (or replace) a model; the old version finishes its queued requests first."""
+        import fmkit
+        from fmkit.serve.batcher import MicroBatcher
+
+        loop = asyncio.get_running_loop()
+        runtime = await loop.run_in_executor(None, lambda: fmkit.load(path, device="auto",
+                                                                      threads=self.config.threads))
+        metrics = self.metrics
+
+        def observe(size, seconds):
+            metrics.batch_size.labels(name).observe(size)
+            metrics.batch_seconds.labels(name).observe(seconds)
+
+        batcher = MicroBatcher(runtime, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms,
+                               queue_size=self.config.queue_size, observe_batch=observe)
+        batcher.start()
+        slot = ModelSlot(name, Path(path), runtime, batcher, summarize(name, Path(path), runtime.manifest))
+        async with self.lock:
+            old = self.models.get(name)
+            self.models[name] = slot  # new requests go to the new version from here on
+        if old is not None:
+            await old.batcher.close()
+        return slot
+
+    async def unload(self, name: str) -> None:
+        async with self.lock:
+            slot = self.models.pop(name)
+        await slot.batcher.close()
+
+
+def summarize(name: str, path: Path, manifest) -> dict:
+    headline = ("accuracy", "macro_f1", "expected_calibration_error")
+    return {
+        "name": name, "bundle": str(path), "task": manifest.task, "labels": manifest.labels,
+        "runtime": manifest.runtime, "content_digest": manifest.content_digest,
+        "lineage": [entry.stage for entry in manifest.lineage],
+        "metrics": {split: {k: v[k] for k in headline if isinstance(v.get(k), (int, float))}
+                    for split, v in manifest.metrics.items()},
+        "benchmarks": manifest.benchmarks, "compression": manifest.compression, "privacy": manifest.privacy,
+    }
