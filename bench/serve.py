@@ -1,9 +1,12 @@
 """Serving throughput and latency: dynamic batching vs batching disabled, same bundle, one run.
 
 Starts `fmkit serve` twice on loopback (batching on: --max-batch 32 --max-wait-ms 5; off:
---max-wait-ms 0) and drives each with CONCURRENCY clients sending single-text requests of
-real test sentences for SECONDS; then measures the no-op /healthz as the server's own ceiling.
+--max-wait-ms 0) and drives each with 32 connections sending single-text requests of real
+test sentences for --seconds; then measures the no-op /healthz as the server's own ceiling.
+The load comes from `wrk` (Debian package; C, so the client takes little of the 2 cores)
+or, with --client python, from httpx.
 
+    apt-get install -y wrk
     .venv/bin/python bench/serve.py --bundle runs/DATE-full/finetune-full [--seconds 20]
 """
 
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,6 +84,36 @@ async def drive(base: str, key: str | None, texts: list[str], clients: int, seco
             "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
 
 
+WRK_SCRIPT = """
+local bodies = {%s}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("%s", "%s", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %s"},
+                    bodies[(counter %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%f %%f %%f\\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99),
+    summary.duration))
+end
+"""
+
+
+def drive_wrk(base: str, key: str | None, texts: list[str], clients: int, seconds: float, path: str) -> dict:
+    method = "GET" if path == "/healthz" else "POST"
+    bodies = ",".join("[==[" + json.dumps({"texts": [t]}) + "]==]" for t in texts) if method == "POST" else "''"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(WRK_SCRIPT % (bodies, method, path, key or ""))
+    output = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", handle.name,
+                             base], capture_output=True, text=True).stdout
+    os.unlink(handle.name)
+    requests, errors, p50, p99, duration = output.split("RESULT ", 1)[1].split()[:5]
+    return {"requests": int(requests), "errors": int(errors), "requests_per_second": int(requests) / (float(duration) / 1e6),
+            "p50_ms": float(p50) / 1000, "p99_ms": float(p99) / 1000, "client": "wrk"}
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -92,6 +126,9 @@ def main() -> int:
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--threads", type=int, help="model threads in the server (default: all cores)")
+    parser.add_argument("--inference-batch", type=int, help="the server's --inference-batch (default: its own)")
     args = parser.parse_args()
 
     from fmkit.bundle import read_manifest
@@ -105,14 +142,24 @@ def main() -> int:
     results = {}
     for mode, extra in (("batching", ["--max-batch", "32", "--max-wait-ms", "5"]),
                         ("no-batching", ["--max-wait-ms", "0"])):
+        if args.threads:
+            extra += ["--threads", str(args.threads)]
+        if args.inference_batch:
+            extra += ["--inference-batch", str(args.inference_batch)]
         process, base = start_server(args.bundle, workspace, extra)
+
+        def load(seconds, path, with_key=True):
+            if args.client == "wrk":
+                return drive_wrk(base, key if with_key else None, texts, args.clients, seconds, path)
+            return asyncio.run(drive(base, key if with_key else None, texts, args.clients, seconds, path))
+
         try:
-            asyncio.run(drive(base, key, texts, args.clients, 2, "/v1/models/m:predict"))  # warm-up
+            load(2, "/v1/models/m:predict")  # warm-up
             before = rss_mb(process.pid)
-            results[mode] = asyncio.run(drive(base, key, texts, args.clients, args.seconds, "/v1/models/m:predict"))
+            results[mode] = load(args.seconds, "/v1/models/m:predict")
             results[mode]["rss_mb_before"], results[mode]["rss_mb_after"] = before, rss_mb(process.pid)
             if mode == "batching":
-                results["healthz"] = asyncio.run(drive(base, None, texts, args.clients, 5, "/healthz"))
+                results["healthz"] = load(5, "/healthz", with_key=False)
         finally:
             process.terminate()
             process.wait(timeout=60)

@@ -197,7 +197,10 @@ def test_audit_log_has_a_row_per_request_and_no_texts(bundle, workspace, keys):
 
 def test_revoked_key_is_refused(bundle, workspace, keys):
     store = KeyStore(workspace)
-    store.revoke(keys["predict"].split("_")[1])
+    token = keys["predict"]
+    assert store.verify(token) is not None  # now cached
+    store.revoke(token.split("_")[1])
+    assert store.verify(token) is None  # revoking clears this process's cache at once
 
     async def body(client):
         return await client.post(PREDICT[1], headers=auth(keys["predict"]), json=PREDICT[2])

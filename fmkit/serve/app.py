@@ -19,6 +19,43 @@ ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"m
           503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes (413), declared or streamed. A plain ASGI middleware:
+    Starlette's BaseHTTPMiddleware would add a task and stream copies to every request."""
+
+    def __init__(self, app, limit: int, respond):
+        self.app, self.limit, self.respond = app, limit, respond
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send, f"request body is {int(declared)} bytes")
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send, f"request body exceeds {self.limit} bytes")
+
+    async def _refuse(self, scope, receive, send, what: str):
+        response = self.respond(413, "body_too_large", f"{what}; the limit is {self.limit}", "max_body_bytes")
+        await response(scope, receive, send)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, limit: str | None = None, headers=None):
         self.status, self.code, self.message, self.limit, self.headers = status, code, message, limit, headers or {}
@@ -83,22 +120,7 @@ def create_app(config: ServeConfig):
     async def http_error(request, error):
         return error_response(error.status_code, "http_error", str(error.detail))
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            return error_response(413, "body_too_large",
-                                  f"request body is {length} bytes; the limit is {config.max_body_bytes}",
-                                  "max_body_bytes")
-        if request.method == "POST" and length is None:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > config.max_body_bytes:
-                    return error_response(413, "body_too_large", f"request body exceeds {config.max_body_bytes} "
-                                          "bytes", "max_body_bytes")
-            request._body = body  # starlette reads the cached body downstream
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=error_response)
 
     def authorize(request: Request, roles, model: str | None = None):
         if not config.auth:

@@ -46,6 +46,19 @@ class MicroBatcher:
             raise QueueFullError("queue full") from None
         return await future
 
+    def _drain(self, batch: list, count: int) -> tuple[int, bool]:
+        """Move waiting requests into ``batch`` up to ``max_batch`` texts; True if the stop sentinel came."""
+        while count < self.max_batch:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if item is None:
+                return count, True
+            batch.append(item)
+            count += len(item[0])
+        return count, False
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -53,22 +66,12 @@ class MicroBatcher:
             if item is None:
                 return
             batch = [item]
-            count = len(item[0])
-            deadline = loop.time() + self.max_wait
-            stop = False
-            while count < self.max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self.queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                count += len(nxt[0])
+            # Whatever queued while the model was busy joins at once; when the batch is still small,
+            # wait one window for more (a single sleep: no per-item timers on the hot path).
+            count, stop = self._drain(batch, len(item[0]))
+            if not stop and count < self.max_batch and self.max_wait > 0:
+                await asyncio.sleep(self.max_wait)
+                count, stop = self._drain(batch, count)
             texts = [text for request, _ in batch for text in request]
             started = time.perf_counter()
             try:

@@ -16,6 +16,9 @@ class ServeConfig(BaseModel):
     workspace: Path = Field(Path("."), description="holds .fmkit/serve.sqlite (keys, audit log)")
     auth: bool = Field(True, description="require API keys (off only for local experiments)")
     max_batch: int = Field(32, ge=1, description="texts per forward pass")
+    inference_batch: int = Field(
+        8, ge=1, description="texts per model call inside a batch: a batch is length-sorted and cut into "
+        "chunks this size, so short texts do not pad to the longest one")
     max_wait_ms: float = Field(5.0, ge=0, description="how long a request waits for others to share its batch")
     queue_size: int = Field(256, ge=1, description="requests waiting per model before 503")
     request_timeout_s: float = Field(10.0, gt=0, description="per-request deadline -> 504")

@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,12 @@ def _digest(salt: bytes, secret: str) -> str:
 
 
 class KeyStore:
-    def __init__(self, workspace: Path):
+    """Keys and the audit log in SQLite. ``verify`` caches key rows for ``cache_seconds`` so a busy
+    server does not open the database per request; a revocation takes effect within that time."""
+
+    def __init__(self, workspace: Path, cache_seconds: float = 2.0):
+        self.cache_seconds = cache_seconds
+        self._rows: dict[str, tuple[float, object]] = {}  # key id -> (read at, row or None)
         self.path = Path(workspace) / ".fmkit" / "serve.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
@@ -86,14 +92,24 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != PREFIX:
             return None
         _, key_id, secret = parts
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM api_keys WHERE id=?", (key_id,)).fetchone()
+        row = self._row(key_id)
         if row is None:
             _digest(b"0" * 16, secret)  # same work whether or not the id exists
             return None
         if not hmac.compare_digest(_digest(row["salt"], secret), row["hash"]) or row["revoked"]:
             return None
         return self._record(row)
+
+    def _row(self, key_id: str):
+        cached = self._rows.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM api_keys WHERE id=?", (key_id,)).fetchone()
+        if len(self._rows) > 10_000:  # unknown ids from a scan must not grow memory without bound
+            self._rows.clear()
+        self._rows[key_id] = (time.monotonic(), row)
+        return row
 
     def list(self) -> list[ApiKey]:
         with self._connect() as db:
@@ -105,6 +121,7 @@ class KeyStore:
         with self._connect() as db:
             changed = db.execute("UPDATE api_keys SET revoked=? WHERE id=? AND revoked IS NULL",
                                  (utc_now(), key_id)).rowcount
+        self._rows.pop(key_id, None)
         if not changed:
             known = [k.id for k in self.list() if not k.revoked]
             raise BadInputError(f"no active key {key_id!r}; active keys: {', '.join(known) or 'none'}")

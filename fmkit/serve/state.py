@@ -58,8 +58,8 @@ class ServerState:
         from fmkit.serve.batcher import MicroBatcher
 
         loop = asyncio.get_running_loop()
-        runtime = await loop.run_in_executor(None, lambda: fmkit.load(path, device="auto",
-                                                                      threads=self.config.threads))
+        runtime = await loop.run_in_executor(None, lambda: fmkit.load(
+            path, device="auto", threads=self.config.threads, batch_size=self.config.inference_batch))
         metrics = self.metrics
 
         def observe(size, seconds):
