@@ -62,6 +62,19 @@ def reviews_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "reviews.csv", synthetic_reviews(400))
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bert_dir, reviews_csv, tmp_path_factory) -> Path:
+    """The tiny BERT fully fine-tuned on the synthetic reviews (test accuracy ~1.0)."""
+    from fmkit.finetune import FinetuneConfig
+    from fmkit.finetune.stage import run_finetune
+
+    out = tmp_path_factory.mktemp("tiny-bundle") / "reviews"
+    run_finetune(FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)},
+                                train={"epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
+                                       "precision": "fp32"}), out)
+    return out
+
+
 class CrashAfter:
     """A training hook that simulates the process dying after ``step`` optimizer steps."""
 

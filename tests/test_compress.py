@@ -9,19 +9,13 @@ import torch
 from fmkit.compress import CompressConfig
 from fmkit.compress.stage import run_compress
 from fmkit.errors import BadInputError, CheckFailedError
-from fmkit.finetune import FinetuneConfig
-from fmkit.finetune.stage import run_finetune
 
 NO_MEASURE = {"enabled": False}
 
 
 @pytest.fixture(scope="module")
-def parent(tiny_bert_dir, reviews_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("compress") / "parent"
-    run_finetune(FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)},
-                                train={"epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
-                                       "precision": "fp32"}), out)
-    return out
+def parent(tiny_bundle):
+    return tiny_bundle
 
 
 def compress(parent, out, method, **kwargs):

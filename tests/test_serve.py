@@ -6,20 +6,14 @@ import json
 import httpx
 import pytest
 
-from fmkit.finetune import FinetuneConfig
-from fmkit.finetune.stage import run_finetune
 from fmkit.serve.app import create_app
 from fmkit.serve.config import ServeConfig
 from fmkit.serve.keys import KeyStore
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_bert_dir, reviews_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("serve") / "reviews"
-    run_finetune(FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)},
-                                train={"epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
-                                       "precision": "fp32"}), out)
-    return out
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
+
+from fmkit.sqlite import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,15 +38,8 @@ class RunRegistry:
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    @contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:  # commit on success, roll back on error
-                yield db
-        finally:
-            db.close()
+        return connect(self.path)
 
     def start_run(self, name: str, recipe: str, run_dir: Path, now: str) -> int:
         with self._connect() as db:

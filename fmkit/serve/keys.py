@@ -11,13 +11,12 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmkit.errors import BadInputError
+from fmkit.sqlite import connect
 
 ROLES = ("admin", "predict", "read")
 PREFIX = "fmk"
@@ -63,15 +62,8 @@ class KeyStore:
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    @contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        return connect(self.path)
 
     def create(self, role: str, models: list[str] | None = None, note: str | None = None) -> tuple[str, ApiKey]:
         """Make a key; returns (the full key, shown this once; its record)."""
