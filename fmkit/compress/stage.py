@@ -49,7 +49,7 @@ def test_texts(context: CompressContext) -> tuple[list[str], list[str]]:
 
 def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_names: list[str]) -> dict:
     import fmkit
-    from fmkit.runtime.inference import metrics_from_logits
+    from fmkit.evaluate.metrics import metrics_from_logits
 
     runtime = fmkit.load(path, device="cpu")
     encoded = runtime.encode(texts, warn=False)

@@ -72,4 +72,12 @@ class StreamingClassificationMetrics:
         }
 
 
-HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "expected_calibration_error")
+def metrics_from_logits(batches, label_ids, label_names) -> dict:
+    """Streaming metrics over (row indices, logits) batches from any runtime."""
+    from fmkit.runtime.base import softmax
+
+    metrics = StreamingClassificationMetrics(label_names)
+    label_array = np.asarray(label_ids)
+    for indices, logits in batches:
+        metrics.update(softmax(logits), label_array[indices])
+    return metrics.compute()

@@ -63,7 +63,7 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     from fmkit.data import load_text_classification
     from fmkit.evaluate.plots import plot_confusion_matrix
     from fmkit.runtime import load_runtime
-    from fmkit.runtime.inference import metrics_from_logits
+    from fmkit.evaluate.metrics import metrics_from_logits
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)

@@ -1,4 +1,4 @@
-"""Batched classification inference: sorted by length, dynamically padded, order restored."""
+"""Batched inference of a PyTorch model being trained (validation during training, distillation)."""
 
 from __future__ import annotations
 
@@ -29,30 +29,9 @@ def iter_logits(
         model.train(was_training)
 
 
-from fmkit.runtime.base import softmax  # noqa: E402
-
-
-def all_logits(model, encoded: EncodedTexts, pad_id: int, batch_size: int, device, precision="fp32") -> np.ndarray:
-    output = None
-    for indices, logits in iter_logits(model, encoded, pad_id, batch_size, device, precision):
-        if output is None:
-            output = np.empty((len(encoded.input_ids), logits.shape[1]), dtype=np.float32)
-        output[indices] = logits
-    return output if output is not None else np.empty((0, 0), dtype=np.float32)
-
-
-def metrics_from_logits(batches, label_ids: Sequence[int], label_names) -> dict:
-    """Streaming metrics over (row indices, logits) batches from any runtime."""
-    from fmkit.evaluate.metrics import StreamingClassificationMetrics
-
-    metrics = StreamingClassificationMetrics(label_names)
-    label_array = np.asarray(label_ids)
-    for indices, logits in batches:
-        metrics.update(softmax(logits), label_array[indices])
-    return metrics.compute()
-
-
 def stream_metrics(model, encoded: EncodedTexts, label_ids: Sequence[int], label_names, pad_id, batch_size, device,
                    precision="fp32"):
+    from fmkit.evaluate.metrics import metrics_from_logits
+
     return metrics_from_logits(iter_logits(model, encoded, pad_id, batch_size, device, precision), label_ids,
                                label_names)
