@@ -14,7 +14,7 @@ from fmkit.serve.schemas import (ErrorResponse, KeyRequest, LoadRequest, ModelSu
                                  PredictResponse)
 
 READ_ROLES = ("admin", "predict", "read")
-ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
           413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
           503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
 
@@ -118,7 +118,8 @@ def create_app(config: ServeConfig):
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, error):
-        return error_response(error.status_code, "http_error", str(error.detail))
+        # keep the exception's headers: a 405 must say which methods are Allowed
+        return error_response(error.status_code, "http_error", str(error.detail), headers=error.headers)
 
     app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=error_response)
 
@@ -222,6 +223,9 @@ def create_app(config: ServeConfig):
 
         key = authorize(request, ("admin",))
         started = time.perf_counter()
+        if not Path(body.bundle).is_dir():
+            audit(key, "load", name, None, 404, started)
+            raise ApiError(404, "bundle_not_found", f"no bundle directory {body.bundle!r} on the server")
         try:
             slot = await state.load(name, Path(body.bundle))
         except FmkitError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -44,7 +46,7 @@ class LoadRequest(BaseModel):
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(description="admin, predict or read")
+    role: Literal["admin", "predict", "read"] = Field(description="admin, predict or read")
     models: list[str] = Field(default_factory=lambda: ["*"], description="models this key may use; * = all")
     note: str | None = None
 
