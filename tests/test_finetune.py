@@ -200,3 +200,8 @@ def test_config_errors_are_all_reported():
     message = str(error.value)
     for fragment in ("r=0", "max_length", "epochs=0", "learning_rate=5"):
         assert fragment in message
+
+
+def test_resume_without_a_checkpoint_says_so(tiny_bert_dir, reviews_csv, tmp_path):
+    with pytest.warns(UserWarning, match="no checkpoint in .*starts from the beginning"):
+        run_finetune(config(tiny_bert_dir, reviews_csv, epochs=1), tmp_path / "fresh", resume=True)

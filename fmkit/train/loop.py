@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -146,6 +147,9 @@ def train(
         if restored is not None:
             state = restored
             hooks.load_state_dict(state.get("hooks", {}))
+        else:
+            warnings.warn(f"--resume: no checkpoint in {checkpoint_dir}; training starts from the beginning",
+                          stacklevel=2)
 
     def snapshot():
         state["hooks"] = hooks.state_dict()

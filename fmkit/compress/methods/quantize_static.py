@@ -74,7 +74,7 @@ def _quantize(fp32: Path, out: Path, calibration, options: QuantizeStaticOptions
 
     quantize_static(str(fp32), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ,
                     per_channel=options.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=exclude, op_types_to_quantize=["MatMul", "Gemm"])
+                    nodes_to_exclude=exclude, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
     return out
 
 
