@@ -12,8 +12,8 @@ import sys
 from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
-COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "serve", "keys", "info", "run",
-            "runs"]
+COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "gate", "serve", "keys", "info",
+            "run", "runs"]
 
 DESCRIPTION = """\
 fmkit: a pretrained foundation model + your data -> a measured, trustworthy deployment.

@@ -37,7 +37,8 @@ class StageSpec:
 STAGES: Registry[StageSpec] = Registry("stage")
 
 # Modules that register stages; importing them is cheap (no torch at import time).
-STAGE_MODULES = ["fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage", "fmkit.compress.recipe_stage"]
+STAGE_MODULES = ["fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage", "fmkit.compress.recipe_stage",
+                 "fmkit.audit.recipe_stage"]
 
 
 def load_stages() -> Registry[StageSpec]:

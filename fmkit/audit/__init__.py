@@ -1,0 +1,1 @@
+"""Audit and transparency: policy gates now; fairness, explanations, cards and reports next."""

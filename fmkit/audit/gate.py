@@ -1,0 +1,104 @@
+"""Policy gates: rules over what a bundle's manifest measured; every broken rule is reported.
+
+A quantity the manifest does not hold counts as broken unless the policy says
+``allow_unmeasured: true``: a gate asks for evidence, and "not measured" is not evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fmkit.errors import BadInputError
+
+
+class Policy(BaseModel):
+    """policy.yaml: every rule is optional; only the rules given are checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy at least this")
+    max_accuracy_drop: float | None = Field(None, ge=0, description="points lost vs the parent, at most")
+    max_epsilon: float | None = Field(None, gt=0, description="DP privacy budget spent, at most")
+    max_fairness_gap: float | None = Field(None, ge=0, description="largest fairness gap (any attribute), at most")
+    max_mia_auc: float | None = Field(None, ge=0, le=1, description="membership-inference attack AUC, at most")
+    max_p95_latency_ms: float | None = Field(None, gt=0, description="p95 latency at batch 1 on the bundle's runtime")
+    max_size_mb: float | None = Field(None, gt=0, description="model files on disk, at most")
+    allow_unmeasured: bool = Field(False, description="pass rules whose quantity the manifest does not hold")
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    allowed: float
+    measured: float | None
+    passed: bool
+
+    def describe(self) -> str:
+        measured = "not measured" if self.measured is None else f"{self.measured:.4g}"
+        comparison = "≥" if self.rule.startswith("min_") else "≤"
+        verdict = "ok" if self.passed else "BROKEN"
+        return f"{verdict:6s} {self.rule}: measured {measured}, allowed {comparison} {self.allowed:g}"
+
+
+def _fairness_gap(manifest) -> float | None:
+    gaps = [v for attribute in manifest.audits.get("fairness", {}).values() if isinstance(attribute, dict)
+            for k, v in attribute.items() if k.endswith("_difference") and isinstance(v, (int, float))]
+    return max(gaps) if gaps else None
+
+
+def _size_mb(manifest) -> float | None:
+    figures = manifest.benchmarks.get(manifest.runtime, {})
+    return figures["size_bytes"] / 1e6 if "size_bytes" in figures else None
+
+
+# rule -> how to read the measured quantity from a manifest
+MEASURES: dict[str, Callable] = {
+    "min_accuracy": lambda m: m.metrics.get("test", {}).get("accuracy"),
+    "max_accuracy_drop": lambda m: m.compression.get("accuracy_drop_points"),
+    "max_epsilon": lambda m: m.privacy.get("dp", {}).get("epsilon"),
+    "max_fairness_gap": _fairness_gap,
+    "max_mia_auc": lambda m: m.privacy.get("membership_inference", {}).get("auc"),
+    "max_p95_latency_ms": lambda m: m.benchmarks.get(m.runtime, {}).get("latency_p95_ms"),
+    "max_size_mb": _size_mb,
+}
+
+
+def load_policy(path: Path) -> Policy:
+    import yaml
+    from pydantic import ValidationError
+
+    from fmkit.validation import format_validation_error
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"policy {path} does not exist")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: a policy is a mapping of rules, e.g. min_accuracy: 0.8")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        raise BadInputError(f"{path}: {format_validation_error(error, Policy)}") from None
+
+
+def check_policy(manifest, policy: Policy) -> list[RuleResult]:
+    results = []
+    for rule, read in MEASURES.items():
+        allowed = getattr(policy, rule)
+        if allowed is None:
+            continue
+        measured = read(manifest)
+        if measured is None:
+            passed = policy.allow_unmeasured
+        elif rule.startswith("min_"):
+            passed = measured >= allowed
+        else:
+            passed = measured <= allowed
+        results.append(RuleResult(rule, allowed, measured, passed))
+    if not results:
+        raise BadInputError("the policy sets no rule; set at least one, e.g. min_accuracy: 0.8")
+    return results
