@@ -23,7 +23,7 @@ def test_cli_parser_loads_no_heavy_library():
 
 
 @pytest.mark.parametrize("command", [[], ["finetune"], ["evaluate"], ["predict"], ["compress"], ["export"],
-                                     ["compare"], ["gate"], ["serve"], ["keys"], ["info"], ["run"], ["runs"]])
+                                     ["compare"], ["card"], ["gate"], ["serve"], ["keys"], ["info"], ["run"], ["runs"]])
 def test_every_help_explains_itself(command):
     result = subprocess.run([sys.executable, "-m", "fmkit", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0

@@ -12,7 +12,7 @@ import sys
 from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
-COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "gate", "serve", "keys", "info",
+COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "card", "gate", "serve", "keys", "info",
             "run", "runs"]
 
 DESCRIPTION = """\

@@ -1,0 +1,157 @@
+"""Model cards (Markdown + HTML) generated only from a bundle's manifest and lineage.
+
+Every number in a card is read from the manifest; a section the manifest has nothing for says
+"not measured" — a card never invents a figure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+NOT_MEASURED = "_not measured_"
+CARD_MD = "MODEL_CARD.md"
+CARD_HTML = "card.html"
+
+
+def _number(value, digits: int = 4) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(manifest, bundle: Path) -> str:
+    data = manifest.data
+    sections = [f"# Model card: {bundle.name}", ""]
+    sections += ["## Intended use",
+                 f"{manifest.task} over the labels {', '.join(f'`{l}`' for l in manifest.labels)}, for text like the "
+                 f"training data below (at most {manifest.max_length} tokens per text; longer texts are truncated). "
+                 f"Runs on `{manifest.runtime}`. Base model: `{manifest.base_model.get('name')}`. "
+                 "Not validated for other languages, domains or labels.", ""]
+    sections += ["## Data"]
+    if data:
+        sizes = data.get("split_sizes", {})
+        cleaning = data.get("cleaning", {})
+        sections += [f"Source `{data.get('source')}` (text column `{data.get('text_column')}`, label column "
+                     f"`{data.get('label_column')}`), fingerprint `{data.get('fingerprint')}`, split seed "
+                     f"`{data.get('split_seed')}`.", "",
+                     _table(["split", "rows"], [[name, count] for name, count in sizes.items()]), "",
+                     _table(["cleaning", "rows"], [[name.replace("_", " "), count] for name, count in cleaning.items()])]
+    else:
+        sections.append(NOT_MEASURED)
+    sections += ["", "## Lineage"]
+    for index, entry in enumerate(manifest.lineage, start=1):
+        sections += [f"### {index}. `{entry.stage}`",
+                     f"From `{entry.parent}` (digest `{entry.parent_digest}`), data `{entry.data_fingerprint}`, "
+                     f"at `{entry.time}`, fmkit `{entry.fmkit_version}`.", "",
+                     "```json", json.dumps(entry.config, indent=2), "```", ""]
+    if not manifest.lineage:
+        sections += [NOT_MEASURED, ""]
+    sections += ["## Metrics"]
+    headline = ("count", "accuracy", "macro_f1", "weighted_f1", "expected_calibration_error")
+    rows = [[split] + [_number(values.get(k)) if k in values else "not measured" for k in headline]
+            for split, values in manifest.metrics.items()]
+    sections += [_table(["split", *headline], rows) if rows else NOT_MEASURED, ""]
+    sections += ["## Compression"]
+    c = manifest.compression
+    sections += [_table(["method", "parent test accuracy", "accuracy drop (points)", "budget (points)", "status"],
+                        [[c.get("method"), _number(c.get("parent_test_accuracy")),
+                          _number(c.get("accuracy_drop_points")), _number(c.get("max_accuracy_drop_points")),
+                          c.get("status")]]) if c else NOT_MEASURED, ""]
+    sections += ["## Privacy"]
+    dp, mia = manifest.privacy.get("dp"), manifest.privacy.get("membership_inference")
+    sections += [_table(["ε", "δ", "accountant"], [[_number(dp.get("epsilon")), dp.get("delta"), dp.get("accountant")]])
+                 if dp else "Differential privacy: " + NOT_MEASURED + " (trained without DP-SGD).", "",
+                 _table(["attack AUC"], [[_number(mia.get("auc"))]]) if mia else
+                 "Membership-inference attack: " + NOT_MEASURED + ".", ""]
+    sections += ["## Fairness"]
+    fairness = manifest.audits.get("fairness")
+    sections += [_table(["attribute", "metric", "value"],
+                        [[attribute, metric, _number(value)] for attribute, values in fairness.items()
+                         if isinstance(values, dict) for metric, value in values.items()
+                         if isinstance(value, (int, float))]) if fairness else NOT_MEASURED, ""]
+    sections += ["## Robustness"]
+    robustness = manifest.audits.get("robustness")
+    sections += [_table(["check", "value"], [[k, _number(v)] for k, v in robustness.items()
+                                             if isinstance(v, (int, float))]) if robustness else NOT_MEASURED, ""]
+    sections += ["## Runtime benchmarks"]
+    rows = [[runtime, _number(f.get("latency_p50_ms"), 2), _number(f.get("latency_p95_ms"), 2),
+             _number(f.get("throughput_per_second"), 1), f.get("size_bytes"), _number(f.get("peak_rss_mb"), 1),
+             f"`{f.get('measured')}`"] for runtime, f in manifest.benchmarks.items()]
+    sections += [_table(["runtime", "p50 ms", "p95 ms", "texts/s", "bytes", "peak RSS MB", "measured"], rows)
+                 if rows else NOT_MEASURED, ""]
+    sections += ["## Limitations",
+                 "- Metrics hold for data like the test split above; a shift in domain, length or label mix needs "
+                 "a new evaluation (`fmkit evaluate BUNDLE --data NEW --split all`).",
+                 "- Sections marked *not measured* carry no evidence either way.",
+                 f"- Content digest `{manifest.content_digest}`; `fmkit info` re-checks every file.", ""]
+    return "\n".join(sections)
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    """A small, dependency-free Markdown subset -> HTML (headings, tables, code, paragraphs)."""
+    body, in_code, table = [], False, []
+
+    def flush_table():
+        if table:
+            head, *rest = table
+            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>"
+                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rest)
+                        + "</tbody></table>")
+            table.clear()
+
+    def inline(text: str) -> str:
+        import re
+
+        text = html.escape(text)
+        text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
+        return re.sub(r"_([^_]+)_", r"<em>\1</em>", text)
+
+    for line in markdown_text.splitlines():
+        if line.startswith("```"):
+            flush_table()
+            body.append("<pre>" if not in_code else "</pre>")
+            in_code = not in_code
+        elif in_code:
+            body.append(html.escape(line))
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append([inline(c) for c in cells])
+        else:
+            flush_table()
+            if line.startswith("#"):
+                level = len(line) - len(line.lstrip("#"))
+                body.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+            elif line.startswith("- "):
+                body.append(f"<li>{inline(line[2:])}</li>")
+            elif line.strip():
+                body.append(f"<p>{inline(line)}</p>")
+    flush_table()
+    style = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;color:#1d2430}"
+             "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #dde2ea;padding:.3rem .6rem}"
+             "th{background:#f3f5f9}pre{background:#f3f5f9;padding:.8rem;overflow:auto}code{background:#f3f5f9}")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>")
+
+
+def write_card(bundle: Path) -> tuple[Path, Path]:
+    from fmkit.bundle import read_manifest
+    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.fileio import write_text_atomic
+
+    bundle = Path(bundle)
+    markdown_text = render_markdown(read_manifest(bundle), bundle)
+    markdown_path, html_path = bundle / REPORTS_DIR / CARD_MD, bundle / REPORTS_DIR / CARD_HTML
+    write_text_atomic(markdown_path, markdown_text)
+    write_text_atomic(html_path, render_html(markdown_text, f"Model card: {bundle.name}"))
+    return markdown_path, html_path
