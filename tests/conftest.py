@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import contextlib
 import random
+import socket
 import string
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +102,39 @@ class CrashAfter:
 
     def summary(self):
         return {}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(bundle: Path, workspace: Path, *extra: str):
+    """A real ``fmkit serve`` process on loopback serving ``bundle`` as "reviews"; yields (process, base URL)."""
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", "--bundle", f"reviews={bundle}",
+                                "--port", str(port), "--workspace", str(workspace), *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(process.stderr.read().decode()[-2000:])
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("fmkit serve did not become ready in 120 s")
+            time.sleep(0.2)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)

@@ -1,15 +1,11 @@
 """The /ui dashboard in headless Chromium: models listed, the try-it box predicts, a screenshot."""
 
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from conftest import live_server
 from fmkit.serve.keys import KeyStore
 
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
@@ -17,31 +13,11 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None or shutil.which("chromium") is 
                                 reason="Debian chromium is not installed (make test installs it as root)")
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_dashboard_lists_models_and_predicts(tiny_bundle, tmp_path):
     from playwright.sync_api import sync_playwright
 
     key, _ = KeyStore(tmp_path).create("predict")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", "--bundle", f"reviews={tiny_bundle}",
-                               "--port", str(port), "--workspace", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if server.poll() is not None:
-                pytest.fail(server.stderr.read().decode()[-2000:])
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with live_server(tiny_bundle, tmp_path) as (_, base):
         env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_CACHE_HOME": str(tmp_path / "xdg-cache")}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, env=env, args=[
@@ -62,7 +38,4 @@ def test_dashboard_lists_models_and_predicts(tiny_bundle, tmp_path):
             screenshot = tmp_path / "dashboard.png"
             page.screenshot(path=str(screenshot), full_page=True)
             browser.close()
-        assert screenshot.stat().st_size > 10_000
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    assert screenshot.stat().st_size > 10_000

@@ -3,22 +3,14 @@ and a graceful shutdown that answers the requests in flight."""
 
 import asyncio
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from conftest import live_server
 from fmkit.serve.keys import KeyStore
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid):
@@ -27,33 +19,11 @@ def rss_mb(pid):
 
 
 @pytest.fixture
-def server(tmp_path, request):
-    from test_serve import bundle  # noqa: F401  (the fixture is module-scoped there)
-
-    bundle_path = request.getfixturevalue("bundle")
+def server(tiny_bundle, tmp_path):
     key, _ = KeyStore(tmp_path).create("predict")
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", "--bundle", f"reviews={bundle_path}",
-                                "--port", str(port), "--workspace", str(tmp_path), "--max-wait-ms", "10",
-                                "--rate-limit", "100000", "--rate-burst", "100000"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(process.stderr.read().decode()[-2000:])
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield process, base, key
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
-from test_serve import bundle  # noqa: E402,F401  (re-exported fixture)
+    with live_server(tiny_bundle, tmp_path, "--max-wait-ms", "10", "--rate-limit", "100000",
+                     "--rate-burst", "100000") as (process, base):
+        yield process, base, key
 
 
 async def load(base, key, clients, seconds):
