@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from fmkit.cli.main import COMMANDS
+
 HEAVY = ("torch", "transformers", "peft", "pandas", "numpy", "sklearn", "matplotlib")
 
 
@@ -22,8 +24,7 @@ def test_cli_parser_loads_no_heavy_library():
     assert _loaded_after("from fmkit.cli.main import build_parser\nbuild_parser()") == []
 
 
-@pytest.mark.parametrize("command", [[], ["finetune"], ["evaluate"], ["predict"], ["compress"], ["export"],
-                                     ["compare"], ["card"], ["gate"], ["serve"], ["keys"], ["info"], ["run"], ["runs"]])
+@pytest.mark.parametrize("command", [[]] + [[name] for name in COMMANDS])
 def test_every_help_explains_itself(command):
     result = subprocess.run([sys.executable, "-m", "fmkit", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0

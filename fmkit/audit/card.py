@@ -74,15 +74,52 @@ def render_markdown(manifest, bundle: Path) -> str:
                  _table(["attack AUC"], [[_number(mia.get("auc"))]]) if mia else
                  "Membership-inference attack: " + NOT_MEASURED + ".", ""]
     sections += ["## Fairness"]
-    fairness = manifest.audits.get("fairness")
-    sections += [_table(["attribute", "metric", "value"],
-                        [[attribute, metric, _number(value)] for attribute, values in fairness.items()
-                         if isinstance(values, dict) for metric, value in values.items()
-                         if isinstance(value, (int, float))]) if fairness else NOT_MEASURED, ""]
+    sections += _fairness_section(manifest.audits.get("fairness"))
+    sections += ["## Counterfactual fairness"]
+    cf = manifest.audits.get("counterfactual")
+    if cf and cf.get("pairs"):
+        sections += [f"Identity terms swapped in {cf['swapped']} sentences of {cf['sentences']} (`{cf.get('split')}` "
+                     f"split): label flip rate {_number(cf['flip_rate'])}, mean absolute probability shift "
+                     f"{_number(cf['mean_absolute_shift'])}.", "",
+                     _table(["pair", "category", "sentences", "flip rate", "mean shift"],
+                            [[f"`{name}`", v["category"], v["sentences"], _number(v["flip_rate"]),
+                              _number(v["mean_probability_shift"])] for name, v in list(cf["pairs"].items())[:12]]), ""]
+    else:
+        sections += [NOT_MEASURED if not cf else "No audited sentence held an identity term.", ""]
     sections += ["## Robustness"]
     robustness = manifest.audits.get("robustness")
-    sections += [_table(["check", "value"], [[k, _number(v)] for k, v in robustness.items()
-                                             if isinstance(v, (int, float))]) if robustness else NOT_MEASURED, ""]
+    if robustness and robustness.get("perturbations"):
+        sections += [_table(["perturbation", "stability rate", "accuracy", "mean shift"],
+                            [[name, _number(v["stability_rate"]), _number(v.get("accuracy")) if "accuracy" in v else "",
+                              _number(v["mean_absolute_shift"])] for name, v in robustness["perturbations"].items()]), ""]
+    else:
+        sections += [NOT_MEASURED, ""]
+    sections += ["## PII in evaluation inputs"]
+    pii = manifest.audits.get("pii")
+    sections += ([f"{pii['texts_with_pii']} of {pii['texts']} audited texts hold PII "
+                  f"({', '.join(f'{k}: {v}' for k, v in pii['entities'].items()) or 'none found'}); person and "
+                  f"location names {'were' if pii.get('names_checked') else 'were NOT'} checked.", ""]
+                 if pii else [NOT_MEASURED, ""])
+    sections += ["## Explanations"]
+    explanations = manifest.audits.get("explanations")
+    if explanations:
+        faith = explanations.get("faithfulness", {})
+        sections += [f"{explanations['method']}, {explanations['texts']} texts, mean completeness error "
+                     f"{_number(explanations['mean_abs_convergence_delta'])}. Deleting the top "
+                     f"{faith.get('k')} attributed words lowers the explained class's probability by "
+                     f"{_number(faith.get('mean_drop_top_k'))} on average vs {_number(faith.get('mean_drop_random_k'))}"
+                     f" for random words.", ""]
+        for label, words in explanations.get("top_words", {}).items():
+            sections.append(f"- top words for `{label}`: " + ", ".join(f"`{w['word']}`" for w in words[:8]))
+        sections.append("")
+    else:
+        sections += [NOT_MEASURED, ""]
+    if manifest.postprocess:
+        rule = manifest.postprocess
+        sections += ["## Post-processing",
+                     f"Decisions use per-group thresholds (`{rule.get('method')}`, `{rule.get('constraint')}`) on "
+                     f"`{rule.get('attribute')}`: **the group must be supplied at prediction time**; a text-only "
+                     "runtime refuses this bundle.", ""]
     sections += ["## Runtime benchmarks"]
     rows = [[runtime, _number(f.get("latency_p50_ms"), 2), _number(f.get("latency_p95_ms"), 2),
              _number(f.get("throughput_per_second"), 1), f.get("size_bytes"), _number(f.get("peak_rss_mb"), 1),
@@ -95,6 +132,32 @@ def render_markdown(manifest, bundle: Path) -> str:
                  "- Sections marked *not measured* carry no evidence either way.",
                  f"- Content digest `{manifest.content_digest}`; `fmkit info` re-checks every file.", ""]
     return "\n".join(sections)
+
+
+def _fairness_section(fairness) -> list[str]:
+    if not fairness:
+        return [NOT_MEASURED, ""]
+    lines = []
+    for attribute, values in fairness.items():
+        if not isinstance(values, dict) or "groups" not in values:
+            continue
+        lines += [f"**{attribute}** (favourable label `{values['positive_label']}`, {values['rows']} rows of the "
+                  f"`{values.get('split')}` split)", "",
+                  _table(["group", "count", "accuracy", "selection rate", "TPR", "FPR"],
+                         [[group, g["count"], *[_number(g[k]) if g[k] is not None else "n/a"
+                                                for k in ("accuracy", "selection_rate", "tpr", "fpr")]]
+                          for group, g in values["groups"].items()]), ""]
+        intervals = values.get("confidence_intervals", {})
+        rows = [[metric.replace("_", " "), _number(values[metric]),
+                 f"{_number(intervals[metric][0])} – {_number(intervals[metric][1])}" if metric in intervals else ""]
+                for metric in ("demographic_parity_difference", "demographic_parity_ratio",
+                               "equalized_odds_difference", "accuracy_difference") if metric in values]
+        if rows:
+            lines += [_table(["gap", "value", "bootstrap interval"], rows), ""]
+        if values.get("excluded_small_groups"):
+            lines += [f"Groups under {values['min_group_size']} rows, left out of the gaps: "
+                      f"{', '.join(values['excluded_small_groups'])}.", ""]
+    return lines or [NOT_MEASURED, ""]
 
 
 def render_html(markdown_text: str, title: str) -> str:

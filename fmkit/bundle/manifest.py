@@ -56,6 +56,9 @@ class Manifest(BaseModel):
     compression: dict[str, Any] = Field(default_factory=dict)
     benchmarks: dict[str, Any] = Field(default_factory=dict)
     audits: dict[str, Any] = Field(default_factory=dict)
+    # A decision rule applied after the model (e.g. per-group thresholds from fairness mitigation).
+    # Non-empty means plain runtimes refuse the bundle: its decisions need inputs beyond the text.
+    postprocess: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256
     content_digest: str = ""
 

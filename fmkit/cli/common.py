@@ -19,7 +19,7 @@ def print_json(data) -> None:
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, metavar="PATH|NAME",
-                       help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes)")
+                       help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes, adult)")
     group.add_argument("--text-column", help="column with the text (default: text)")
     group.add_argument("--label-column", help="column with the label (default: label)")
 

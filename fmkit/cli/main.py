@@ -12,14 +12,14 @@ import sys
 from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
-COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "card", "gate", "serve", "keys", "info",
-            "run", "runs"]
+COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
+            "report", "gate", "serve", "keys", "info", "run", "runs"]
 
 DESCRIPTION = """\
 fmkit: a pretrained foundation model + your data -> a measured, trustworthy deployment.
 
 Everything runs offline: models come from local directories or packages
-(built-in: minilm), data from local files or packages (built-in: rotten-tomatoes).
+(built-in: minilm), data from local files or packages (built-in: rotten-tomatoes, adult).
 
 examples:
   fmkit finetune --data reviews.csv --method lora --out models/reviews-lora

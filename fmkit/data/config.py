@@ -17,6 +17,15 @@ class DataConfig(BaseModel):
     validation_fraction: float = Field(0.1, description="share of each class held out for early stopping")
     test_fraction: float = Field(0.1, description="share of each class held out for the final test")
     seed: int = Field(0, description="seed of the stratified split (and of max_rows sampling)")
+    drop_duplicates: bool | None = Field(
+        None,
+        description="drop repeated texts and texts with conflicting labels (default: yes, except for built-in "
+        "tabular data such as adult, where identical records are different people)",
+    )
+    group_columns: list[str] = Field(
+        default_factory=list,
+        description="columns kept beside each row for fairness audits (e.g. sex, race); never part of the text",
+    )
     max_rows: int | None = Field(
         None, description="keep a stratified sample of this many cleaned rows (quick runs, tests)"
     )
@@ -37,6 +46,9 @@ class DataConfig(BaseModel):
             )
         if self.max_rows is not None and self.max_rows < 10:
             errors.append(f"max_rows={self.max_rows}: need at least 10 rows, or leave it unset for all")
+        overlap = {self.text_column, self.label_column} & set(self.group_columns)
+        if overlap:
+            errors.append(f"group_columns {sorted(overlap)} is the text or label column; name other columns")
         if errors:
             raise ValueError("; ".join(errors))
         return self

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fmkit.data.builtin import BUILTIN_DATASETS
-from fmkit.data.clean import CleaningReport, clean_records
+from fmkit.data.clean import CleaningReport, clean_rows
 from fmkit.data.config import DataConfig
 from fmkit.data.readers import read_table
 from fmkit.data.split import SPLITS, fingerprint, stratified_sample, stratified_split
@@ -24,6 +24,8 @@ class TextClassificationData:
     fingerprint: str
     config: DataConfig
     report: CleaningReport = field(default_factory=CleaningReport)
+    # config.group_columns -> one value per row, aligned with texts (fairness audits; never in the text)
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     def split(self, name: str) -> tuple[list[str], list[str]]:
         if name == "all":
@@ -55,6 +57,12 @@ def _sort_labels(values: set[str]) -> list[str]:
 
 def read_labelled_columns(config: DataConfig) -> tuple[list[str], list[str], str]:
     """The raw text and label columns, and a printable name of where they came from."""
+    texts, labels, _, origin = read_columns(config)
+    return texts, labels, origin
+
+
+def read_columns(config: DataConfig) -> tuple[list[str], list[str], dict[str, list[str]], str]:
+    """The raw text, label and group columns, and a printable name of where they came from."""
     if config.source in BUILTIN_DATASETS:
         frame = BUILTIN_DATASETS.get(config.source).load()
         origin = f"built-in dataset {config.source!r}"
@@ -68,22 +76,32 @@ def read_labelled_columns(config: DataConfig) -> tuple[list[str], list[str], str
         frame = read_table(path, config.format)
         origin = str(path)
     columns = [str(c) for c in frame.columns]
-    missing = [c for c in (config.text_column, config.label_column) if c not in columns]
+    missing = [c for c in (config.text_column, config.label_column, *config.group_columns) if c not in columns]
     if missing:
         hints = "".join(did_you_mean(c, columns) for c in missing)
+        flags = "--text-column/--label-column" + ("/--sensitive" if config.group_columns else "")
         raise BadInputError(
             f"{origin}: column(s) {', '.join(map(repr, missing))} not found; the columns are "
-            f"{', '.join(map(repr, columns))}.{hints} Set --text-column/--label-column."
+            f"{', '.join(map(repr, columns))}.{hints} Set {flags}."
         )
     if len(frame) == 0:
         raise BadInputError(f"{origin}: the file has a header but no rows")
     as_text = lambda column: ["" if v is None or v != v else str(v) for v in frame[column].tolist()]  # noqa: E731
-    return as_text(config.text_column), as_text(config.label_column), origin
+    groups = {column: as_text(column) for column in config.group_columns}
+    return as_text(config.text_column), as_text(config.label_column), groups, origin
+
+
+def drop_duplicates_for(config: DataConfig) -> bool:
+    if config.drop_duplicates is not None:
+        return config.drop_duplicates
+    builtin = BUILTIN_DATASETS.get(config.source) if config.source in BUILTIN_DATASETS else None
+    return builtin.drop_duplicates if builtin else True
 
 
 def load_text_classification(config: DataConfig) -> TextClassificationData:
-    raw_texts, raw_labels, origin = read_labelled_columns(config)
-    texts, labels, report = clean_records(raw_texts, raw_labels)
+    raw_texts, raw_labels, raw_groups, origin = read_columns(config)
+    kept_rows, texts, labels, report = clean_rows(raw_texts, raw_labels, drop_duplicates_for(config))
+    groups = {column: [values[i] for i in kept_rows] for column, values in raw_groups.items()}
     dropped = report.rows_read - report.rows_kept
     if dropped:
         warnings.warn(
@@ -97,6 +115,7 @@ def load_text_classification(config: DataConfig) -> TextClassificationData:
     if config.max_rows is not None:
         keep = stratified_sample(labels, config.max_rows, config.seed)
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        groups = {column: [values[i] for i in keep] for column, values in groups.items()}
     label_names = _sort_labels(set(labels))
     if len(label_names) < 2:
         raise BadInputError(
@@ -112,4 +131,5 @@ def load_text_classification(config: DataConfig) -> TextClassificationData:
         fingerprint=fingerprint(texts, labels),
         config=config,
         report=report,
+        groups=groups,
     )

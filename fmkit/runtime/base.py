@@ -12,6 +12,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from fmkit.errors import BadInputError
+
 
 @dataclass
 class Prediction:
@@ -31,7 +33,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class ClassifierRuntime:
     backend = "base"
 
-    def __init__(self, path, *, batch_size: int = 32):
+    def __init__(self, path, *, batch_size: int = 32, allow_postprocess: bool = False):
         from fmkit.bundle import read_manifest
         from fmkit.bundle.store import refuse_pickles
         from fmkit.offline import enforce_offline
@@ -41,6 +43,14 @@ class ClassifierRuntime:
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
+        if self.manifest.postprocess and not allow_postprocess:
+            rule = self.manifest.postprocess
+            raise BadInputError(
+                f"{self.path}: its decisions need {rule.get('needs_at_prediction')} at prediction time "
+                f"({rule.get('method')} post-processing), which a text-only runtime cannot supply. Run it with "
+                "fmkit.audit.mitigate.GroupThresholdClassifier (or `fmkit audit fairness`), or deploy its parent "
+                f"{self.manifest.lineage[-1].parent if self.manifest.lineage else ''}"
+            )
         refuse_pickles(self.path)
         self.labels = list(self.manifest.labels)
         self.batch_size = batch_size

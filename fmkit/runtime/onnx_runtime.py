@@ -23,8 +23,9 @@ def session_options(threads: int | None):
 class OnnxRuntime(ClassifierRuntime):
     backend = "onnx"
 
-    def __init__(self, path, *, device: str = "auto", batch_size: int = 32, threads: int | None = None):
-        super().__init__(path, batch_size=batch_size)
+    def __init__(self, path, *, device: str = "auto", batch_size: int = 32, threads: int | None = None,
+                 allow_postprocess: bool = False):
+        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess)
         import onnxruntime as ort
 
         from fmkit.errors import BadInputError

@@ -30,8 +30,8 @@ class TorchRuntime(ClassifierRuntime):
     backend = "torch"
 
     def __init__(self, path, *, device: str = "auto", precision: str = "fp32", batch_size: int = 32,
-                 threads: int | None = None):
-        super().__init__(path, batch_size=batch_size)
+                 threads: int | None = None, allow_postprocess: bool = False):
+        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess)
         import torch
         from transformers import AutoModelForSequenceClassification
 

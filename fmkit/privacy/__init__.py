@@ -1,0 +1,1 @@
+"""Privacy: PII detection (Presidio, offline), and later anonymization, DP-SGD and membership inference."""
