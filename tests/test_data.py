@@ -166,3 +166,38 @@ def test_texts_over_max_length_are_truncated_and_counted(tiny_bert_dir):
     assert encoded.truncated == 2
     assert max(encoded.lengths) == 16
     assert encoded.input_ids[3][-1] == tokenizer.sep_token_id  # still ends like a full sequence
+
+
+def test_group_columns_follow_the_cleaned_rows(tmp_path):
+    rows = [("good film", "pos", "a"), ("bad film", "neg", "b"), ("good film", "pos", "c"),  # duplicate dropped
+            ("", "pos", "d"), ("fine film", "pos", "e"), ("awful film", "neg", "f")] + \
+           [(f"text {i}", "pos" if i % 2 else "neg", "g") for i in range(20)]
+    path = write_csv(tmp_path / "g.csv", rows, header=("text", "label", "group"))
+    data = load_text_classification(DataConfig(source=str(path), group_columns=["group"]))
+    by_text = dict(zip(data.texts, data.groups["group"]))
+    assert by_text["good film"] == "a" and by_text["fine film"] == "e" and "d" not in data.groups["group"]
+    plain = load_text_classification(DataConfig(source=str(path)))
+    assert plain.fingerprint == data.fingerprint and plain.splits == data.splits  # groups never change the split
+    with pytest.raises(BadInputError, match="'sex' not found.*--sensitive"):
+        load_text_classification(DataConfig(source=str(path), group_columns=["sex"]))
+    with pytest.raises(ValueError, match="is the text or label column"):
+        DataConfig(source=str(path), group_columns=["label"])
+
+
+def test_drop_duplicates_can_be_turned_off_for_tabular_records(tmp_path):
+    rows = [("age: 30.", "<=50K"), ("age: 30.", ">50K"), ("age: 30.", "<=50K")] + \
+           [(f"age: {i}.", "<=50K" if i % 2 else ">50K") for i in range(40, 60)]
+    path = write_csv(tmp_path / "t.csv", rows)
+    assert len(load_text_classification(DataConfig(source=str(path))).texts) == 20
+    assert len(load_text_classification(DataConfig(source=str(path), drop_duplicates=False)).texts) == 23
+
+
+def test_adult_builtin_reads_the_uci_files_as_text():
+    data = load_text_classification(DataConfig(source="adult", group_columns=["sex", "race"]))
+    assert len(data.texts) == 45222  # 48,842 rows minus those with a missing value, as documented
+    assert data.label_names == ["<=50K", ">50K"]
+    assert data.texts[0].startswith("age: 39. workclass: State-gov. education: Bachelors.")
+    assert "sex" not in data.texts[0] and "White" not in data.texts[0] and "fnlwgt" not in data.texts[0]
+    assert set(data.groups["sex"]) == {"Female", "Male"}
+    assert {"White", "Black", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other"} == set(data.groups["race"])
+    assert sum(label == ">50K" for label in data.labels) == 11208  # the known 24.8% positive rate

@@ -44,7 +44,7 @@ def test_every_error_is_reported_at_once_with_did_you_mean(tmp_path):
         "stages[0] (ft).data.sed: unknown key. Did you mean 'seed'?",
         "unknown method 'lorra'; registered: full, lora. Did you mean 'lora'?",
         "stages[0] (ft).trian: unknown key. Did you mean 'train'?",
-        "stages[1] (evaluat).stage: unknown stage 'evaluat'; registered: compress, evaluate, finetune, gate. Did you mean 'evaluate'?",
+        "stages[1] (evaluat).stage: unknown stage 'evaluat'; registered: audit, card, compress, evaluate, finetune, gate, mitigate, report. Did you mean 'evaluate'?",
         "stages[2] (ev).bundle: stage 'later' runs later",
         "stages[3] (later).module: unknown key.",
     ]
@@ -88,3 +88,51 @@ def test_recipe_runs_caches_and_records(tiny_bert_dir, reviews_csv, tmp_path):
     runs = json.loads(listing.stdout)
     assert [r["status"] for r in runs] == ["done", "done"]
     assert runs[0]["stages"][0]["cached"] == 1
+
+
+def test_audit_card_report_and_gate_stages_run_in_a_recipe(tiny_bert_dir, reviews_csv, tmp_path):
+    terms = tmp_path / "terms.json"  # the synthetic reviews hold no identity term; swap two of their words
+    terms.write_text(json.dumps({"pairs": [{"category": "test", "a": "film", "b": "movie"}]}))
+    path = write(tmp_path, f"""
+        name: audited
+        stages:
+          - name: ft
+            stage: finetune
+            model: {tiny_bert_dir}
+            data: {{source: {reviews_csv}}}
+            train: {{epochs: 2, batch_size: 16, learning_rate: 0.005, progress: false, precision: fp32}}
+          - name: audit-ft
+            stage: audit
+            bundle: ft
+            checks: [robustness, counterfactual, explanations]
+            max_rows: 30
+            explain_rows: 5
+            n_steps: 4
+            terms: {terms}
+            progress: false
+          - name: card-ft
+            stage: card
+            bundle: ft
+          - name: report
+            stage: report
+            threads: 1
+          - name: robust-enough
+            stage: gate
+            bundle: ft
+            min_stability_rate: 0.5
+            max_counterfactual_flip_rate: 1.0
+        """)
+    workspace = tmp_path / "ws"
+    command = [sys.executable, "-m", "fmkit", "run", str(path), "--workspace", str(workspace), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout)
+    run_dir = workspace / "runs" / first["run"]
+    manifest = json.loads((run_dir / "ft" / "fmkit.json").read_text())
+    assert {"robustness", "counterfactual", "explanations"} <= set(manifest["audits"])
+    assert (run_dir / "ft" / "reports" / "MODEL_CARD.md").is_file()
+    assert (run_dir / "report" / "index.html").is_file()
+    assert first["stages"][3]["frontier"] == ["ft"]
+    second = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert [s["cached"] for s in second["stages"]] == [True, True, True, False, True]  # report always reruns
+    assert (workspace / "runs" / second["run"] / "report" / "index.html").is_file()

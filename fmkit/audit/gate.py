@@ -27,6 +27,9 @@ class Policy(BaseModel):
     max_mia_auc: float | None = Field(None, ge=0, le=1, description="membership-inference attack AUC, at most")
     max_p95_latency_ms: float | None = Field(None, gt=0, description="p95 latency at batch 1 on the bundle's runtime")
     max_size_mb: float | None = Field(None, gt=0, description="model files on disk, at most")
+    min_stability_rate: float | None = Field(None, ge=0, le=1, description="robustness: lowest stability, at least")
+    max_counterfactual_flip_rate: float | None = Field(None, ge=0, le=1,
+                                                       description="identity-term swaps that flip the label, at most")
     allow_unmeasured: bool = Field(False, description="pass rules whose quantity the manifest does not hold")
 
 
@@ -64,6 +67,8 @@ MEASURES: dict[str, Callable] = {
     "max_mia_auc": lambda m: m.privacy.get("membership_inference", {}).get("auc"),
     "max_p95_latency_ms": lambda m: m.benchmarks.get(m.runtime, {}).get("latency_p95_ms"),
     "max_size_mb": _size_mb,
+    "min_stability_rate": lambda m: m.audits.get("robustness", {}).get("min_stability_rate"),
+    "max_counterfactual_flip_rate": lambda m: m.audits.get("counterfactual", {}).get("flip_rate"),
 }
 
 

@@ -108,7 +108,7 @@ def run_recipe(recipe: Recipe, *, workspace: Path | None = None, use_cache: bool
             key = stage_cache_key(entry, config)
             out = run_dir / entry.name
             started = time.perf_counter()
-            cached = registry.cached_stage(key) if use_cache else None
+            cached = registry.cached_stage(key) if use_cache and entry.spec.cacheable else None
             if cached is not None and (cached["output"] is None or Path(cached["output"]).exists()):
                 result_path = Path(cached["output"]) if cached["output"] else None
                 summary = json.loads(cached["summary"] or "{}")

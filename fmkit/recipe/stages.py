@@ -32,6 +32,7 @@ class StageSpec:
     run: Callable[[BaseModel, Path, StageContext], StageResult]  # (config, out_dir, context)
     produces_bundle: bool = True
     description: str = ""
+    cacheable: bool = True  # False: the stage reads the whole run (e.g. report), so it always runs
 
 
 STAGES: Registry[StageSpec] = Registry("stage")

@@ -11,7 +11,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "gate", help="check a bundle against policy.yaml (exit 1 with every broken rule)",
         description="Check what a bundle's manifest measured against a policy: min_accuracy, max_accuracy_drop, "
-        "max_epsilon, max_fairness_gap, max_mia_auc, max_p95_latency_ms, max_size_mb. A rule whose quantity "
+        "max_epsilon, max_fairness_gap, max_mia_auc, max_p95_latency_ms, max_size_mb, min_stability_rate, "
+        "max_counterfactual_flip_rate. A rule whose quantity "
         "was never measured counts as broken unless the policy sets allow_unmeasured: true.",
         epilog="example: fmkit gate models/reviews-int8 --policy policy.yaml",
     )
