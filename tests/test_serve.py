@@ -54,15 +54,17 @@ ENDPOINTS = {
     "models": ("get", "/v1/models", None),
     "metrics": ("get", "/metrics", None),
     "keys": ("post", "/v1/keys", {"role": "read"}),
+    "explain": ("post", "/v1/models/reviews:explain", {"texts": ["a great film"], "steps": 4}),
+    "card": ("get", "/v1/models/reviews/card", None),
 }
 # role -> endpoint -> expected status
 MATRIX = {
-    None: {"predict": 401, "models": 401, "metrics": 401, "keys": 401},
-    "bogus": {"predict": 401, "models": 401, "metrics": 401, "keys": 401},
-    "read": {"predict": 403, "models": 200, "metrics": 200, "keys": 403},
-    "predict": {"predict": 200, "models": 200, "metrics": 403, "keys": 403},
-    "other": {"predict": 403, "models": 200, "metrics": 403, "keys": 403},
-    "admin": {"predict": 200, "models": 200, "metrics": 200, "keys": 200},
+    None: {"predict": 401, "models": 401, "metrics": 401, "keys": 401, "explain": 401, "card": 401},
+    "bogus": {"predict": 401, "models": 401, "metrics": 401, "keys": 401, "explain": 401, "card": 401},
+    "read": {"predict": 403, "models": 200, "metrics": 200, "keys": 403, "explain": 403, "card": 200},
+    "predict": {"predict": 200, "models": 200, "metrics": 403, "keys": 403, "explain": 200, "card": 200},
+    "other": {"predict": 403, "models": 200, "metrics": 403, "keys": 403, "explain": 403, "card": 403},
+    "admin": {"predict": 200, "models": 200, "metrics": 200, "keys": 200, "explain": 200, "card": 200},
 }
 
 
@@ -211,3 +213,42 @@ def test_keys_are_stored_only_as_salted_hashes(workspace):
     dump = "\n".join(str(row) for row in sqlite3.connect(store.path).execute("SELECT * FROM api_keys"))
     assert secret not in dump and len(secret) >= 43  # 32 random bytes, url-safe base64
     assert store.verify(token).id == record.id and store.verify(token[:-1] + "x") is None
+
+
+def test_explain_returns_word_attributions_and_limits_hold(bundle, workspace, keys):
+    async def body(client):
+        headers = auth(keys["predict"])
+        ok = await client.post("/v1/models/reviews:explain", headers=headers,
+                               json={"texts": ["the film was superb", "dull plot"], "steps": 16})
+        too_many = await client.post("/v1/models/reviews:explain", headers=headers, json={"texts": ["x"] * 9})
+        bad_target = await client.post("/v1/models/reviews:explain", headers=headers,
+                                       json={"texts": ["x"], "target": "maybe"})
+        bad_steps = await client.post("/v1/models/reviews:explain", headers=headers, json={"texts": ["x"], "steps": 1})
+        card = await client.get("/v1/models/reviews/card", headers=headers)
+        return ok, too_many, bad_target, bad_steps, card
+
+    ok, too_many, bad_target, bad_steps, card = run(serve(bundle, workspace), body)
+    assert ok.status_code == 200, ok.text
+    first, second = ok.json()["explanations"]
+    assert first["label"] == "pos" and [w["word"] for w in first["words"]] == ["the", "film", "was", "superb"]
+    assert max(first["words"], key=lambda w: w["attribution"])["word"] == "superb"
+    assert second["label"] == "neg"
+    assert too_many.status_code == 413 and too_many.json()["error"]["limit"] == "max_explain_texts"
+    assert bad_target.status_code == 422 and "'maybe'" in bad_target.json()["error"]["message"]
+    assert bad_steps.status_code == 422
+    assert card.status_code == 200 and "<h2>Lineage</h2>" in card.text
+
+
+def test_explaining_an_onnx_model_is_a_clear_422(bundle, workspace, keys, tmp_path):
+    from fmkit.compress import CompressConfig
+    from fmkit.compress.stage import run_compress
+
+    onnx_bundle = tmp_path / "onnx"
+    run_compress(bundle, CompressConfig(method="export-onnx", max_accuracy_drop=100,
+                                        measure={"latency_samples": 10, "threads": 1}), onnx_bundle)
+
+    async def body(client):
+        return await client.post("/v1/models/reviews:explain", headers=auth(keys["predict"]), json={"texts": ["x"]})
+
+    response = run(create_app(ServeConfig(bundles={"reviews": onnx_bundle}, workspace=workspace)), body)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "not_explainable"

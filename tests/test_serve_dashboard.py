@@ -1,4 +1,4 @@
-"""The /ui dashboard in headless Chromium: models listed, the try-it box predicts, a screenshot."""
+"""The /ui dashboard in headless Chromium: models listed, try-it predicts and explains, cards open, a screenshot."""
 
 from conftest import headless_page, live_server, needs_chromium
 from fmkit.serve.keys import KeyStore
@@ -18,6 +18,11 @@ def test_dashboard_lists_models_and_predicts(tiny_bundle, tmp_path):
             page.click("#go")
             page.wait_for_function("document.getElementById('out').textContent.startsWith('pos')", timeout=15000)
             assert "pos" in page.locator("#out").inner_text()
+            page.click("#explain")  # word attributions, highlighted
+            page.wait_for_function("document.querySelectorAll('#why span').length > 0", timeout=30000)
+            assert "superb" in page.locator("#why").inner_text()
+            page.click("#card-reviews summary")  # the model card, from the manifest
+            assert page.locator("#card-reviews h2", has_text="Lineage").is_visible()
             page.fill("#key", "fmk_00000000_wrong")
             page.click("#go")
             page.wait_for_function("document.getElementById('out').textContent.startsWith('401')", timeout=15000)

@@ -161,7 +161,16 @@ def _fairness_section(fairness) -> list[str]:
 
 
 def render_html(markdown_text: str, title: str) -> str:
-    """A small, dependency-free Markdown subset -> HTML (headings, tables, code, paragraphs)."""
+    """The card as a standalone HTML page."""
+    style = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;color:#1d2430}"
+             "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #dde2ea;padding:.3rem .6rem}"
+             "th{background:#f3f5f9}pre{background:#f3f5f9;padding:.8rem;overflow:auto}code{background:#f3f5f9}")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>" + markdown_to_html(markdown_text) + "</body></html>")
+
+
+def markdown_to_html(markdown_text: str) -> str:
+    """A small, dependency-free Markdown subset -> an HTML fragment (headings, tables, code, lists, paragraphs)."""
     body, in_code, table = [], False, []
 
     def flush_table():
@@ -200,11 +209,7 @@ def render_html(markdown_text: str, title: str) -> str:
             elif line.strip():
                 body.append(f"<p>{inline(line)}</p>")
     flush_table()
-    style = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;color:#1d2430}"
-             "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #dde2ea;padding:.3rem .6rem}"
-             "th{background:#f3f5f9}pre{background:#f3f5f9;padding:.8rem;overflow:auto}code{background:#f3f5f9}")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>")
+    return "\n".join(body)
 
 
 def write_card(bundle: Path) -> tuple[Path, Path]:

@@ -10,8 +10,8 @@ from fastapi import Request  # module level: FastAPI resolves the string annotat
 
 from fmkit._version import __version__
 from fmkit.serve.config import ServeConfig
-from fmkit.serve.schemas import (ErrorResponse, KeyRequest, LoadRequest, ModelSummary, PredictRequest,
-                                 PredictResponse)
+from fmkit.serve.schemas import (ErrorResponse, ExplainRequest, ExplainResponse, KeyRequest, LoadRequest,
+                                 ModelSummary, PredictRequest, PredictResponse)
 
 READ_ROLES = ("admin", "predict", "read")
 ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
@@ -215,6 +215,69 @@ def create_app(config: ServeConfig):
             state.metrics.latency.labels("predict", name).observe(time.perf_counter() - started)
             audit(key, "predict", name, body.texts, status, started, body.texts)
 
+    @app.post("/v1/models/{name}:explain", tags=["models"], response_model=ExplainResponse, responses=ERRORS)
+    async def explain(name: str, body: ExplainRequest, request: Request):
+        """Per-word attributions (Captum layer integrated gradients); PyTorch bundles only, one at a time."""
+        started = time.perf_counter()
+        key = None
+        status = 500
+        try:
+            key = authorize(request, ("admin", "predict"), name)
+            slot = slot_for(name)
+            if not slot.summary["explainable"]:
+                raise ApiError(422, "not_explainable", f"model {name!r} runs on {slot.summary['runtime']}; "
+                               "explanations need PyTorch weights: serve the bundle it was compressed from")
+            if len(body.texts) > config.max_explain_texts:
+                raise ApiError(413, "too_many_texts", f"{len(body.texts)} texts; the limit is "
+                               f"{config.max_explain_texts} per :explain request", "max_explain_texts")
+            long = [i for i, t in enumerate(body.texts) if len(t) > config.max_chars]
+            if long:
+                raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
+                               "max_chars")
+            if body.target is not None and body.target not in slot.summary["labels"]:
+                raise ApiError(422, "unknown_label", f"target {body.target!r} is not a label of {name!r}; use one "
+                               f"of {slot.summary['labels']}")
+            if any(not t.strip() for t in body.texts):
+                raise ApiError(422, "empty_text", "every text needs at least one non-space character")
+            loop = asyncio.get_running_loop()
+
+            def run():
+                from fmkit.audit.explain import Explainer
+
+                if slot.explainer is None:  # its own copy: Captum hooks the embeddings while it runs,
+                    slot.explainer = Explainer(slot.path, device="cpu")  # which must not touch serving traffic
+                slot.explainer.n_steps = body.steps
+                return slot.explainer.explain(body.texts, target=body.target)
+
+            try:
+                async with state.explain_lock:
+                    explanations = await asyncio.wait_for(loop.run_in_executor(None, run),
+                                                          config.request_timeout_s * 3)
+            except asyncio.TimeoutError:
+                raise ApiError(504, "timeout", f"no explanation within {config.request_timeout_s * 3} s; send fewer "
+                               "texts or fewer steps", "request_timeout_s") from None
+            status = 200
+            return {"model": name, "method": "layer integrated gradients (word embeddings)",
+                    "explanations": [{"label": e.label, "probability": e.probability, "words": e.words,
+                                      "convergence_delta": e.convergence_delta} for e in explanations]}
+        except ApiError as error:
+            status = error.status
+            raise
+        finally:
+            state.metrics.requests.labels("explain", name, str(status)).inc()
+            state.metrics.latency.labels("explain", name).observe(time.perf_counter() - started)
+            audit(key, "explain", name, body.texts, status, started, body.texts)
+
+    @app.get("/v1/models/{name}/card", tags=["models"], response_class=HTMLResponse, responses=ERRORS)
+    async def card(name: str, request: Request):
+        """The model card (HTML), generated from the served bundle's manifest."""
+        from fmkit.audit.card import render_html, render_markdown
+        from fmkit.bundle import read_manifest
+
+        authorize(request, READ_ROLES, name)
+        slot = slot_for(name)
+        return HTMLResponse(render_html(render_markdown(read_manifest(slot.path), slot.path), f"Model card: {name}"))
+
     @app.post("/v1/models/{name}:load", tags=["admin"], response_model=ModelSummary, responses=ERRORS)
     async def load(name: str, body: LoadRequest, request: Request):
         from pathlib import Path
@@ -267,8 +330,12 @@ def create_app(config: ServeConfig):
 
     @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard():
+        from fmkit.audit.card import markdown_to_html, render_markdown
+        from fmkit.bundle import read_manifest
         from fmkit.serve.dashboard import render_dashboard
 
-        return render_dashboard([slot.summary for slot in state.models.values()])
+        cards = {name: markdown_to_html(render_markdown(read_manifest(slot.path), slot.path))
+                 for name, slot in state.models.items()}
+        return render_dashboard([slot.summary for slot in state.models.values()], cards)
 
     return app

@@ -24,6 +24,8 @@ class ServeConfig(BaseModel):
     request_timeout_s: float = Field(10.0, gt=0, description="per-request deadline -> 504")
     max_texts: int = Field(64, ge=1, description="texts per request (413 above)")
     max_chars: int = Field(5000, ge=1, description="characters per text (422 above)")
+    max_explain_texts: int = Field(8, ge=1, description="texts per :explain request (413 above); explaining "
+                                   "costs ~steps forward+backward passes per text")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body size (413 above)")
     rate_per_second: float = Field(50.0, gt=0, description="per-key token bucket refill rate")
     rate_burst: int = Field(100, ge=1, description="per-key token bucket size")

@@ -23,6 +23,34 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, description="texts to explain", examples=[["the plot is thin but the acting is superb"]])
+    target: str | None = Field(None, description="explain this label (default: the predicted one)")
+    steps: int = Field(32, ge=2, le=256, description="integrated-gradients steps (more: slower, more exact)")
+
+
+class WordAttribution(BaseModel):
+    word: str
+    start: int
+    end: int
+    attribution: float
+
+
+class ExplanationBody(BaseModel):
+    label: str
+    probability: float
+    words: list[WordAttribution]
+    convergence_delta: float
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    method: str
+    explanations: list[ExplanationBody]
+
+
 class ModelSummary(BaseModel):
     name: str
     bundle: str
@@ -35,6 +63,8 @@ class ModelSummary(BaseModel):
     benchmarks: dict
     compression: dict
     privacy: dict
+    audits: dict = Field(default_factory=dict)
+    explainable: bool = False
 
 
 class LoadRequest(BaseModel):

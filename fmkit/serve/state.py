@@ -18,6 +18,7 @@ class ModelSlot:
     runtime: object
     batcher: object
     summary: dict
+    explainer: object = None  # built on the first :explain (PyTorch bundles only)
 
 
 class Metrics:
@@ -46,6 +47,7 @@ class ServerState:
     audit: list[tuple] = field(default_factory=list)
     ready: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    explain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one explanation at a time: CPU-bound
 
     @classmethod
     def create(cls, config: ServeConfig) -> "ServerState":
@@ -92,4 +94,10 @@ def summarize(name: str, path: Path, manifest) -> dict:
         "metrics": {split: {k: v[k] for k in headline if isinstance(v.get(k), (int, float))}
                     for split, v in manifest.metrics.items()},
         "benchmarks": manifest.benchmarks, "compression": manifest.compression, "privacy": manifest.privacy,
+        "audits": {check: {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+                   for check, result in manifest.audits.items() if isinstance(result, dict) and check != "fairness"}
+        | ({"fairness": {attribute: {k: v for k, v in values.items() if k.endswith(("_difference", "_ratio"))}
+                         for attribute, values in manifest.audits["fairness"].items() if isinstance(values, dict)}}
+           if isinstance(manifest.audits.get("fairness"), dict) else {}),
+        "explainable": manifest.runtime == "torch",
     }
