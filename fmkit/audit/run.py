@@ -2,8 +2,9 @@
 
 Checks: fairness (group metrics, needs group columns), counterfactual (identity-term swaps),
 robustness (noise invariance), explanations (integrated gradients + faithfulness; PyTorch bundles),
-pii (PII found in the audited inputs). Fairness uses every row of the split; the others a seeded
-sample of ``max_rows`` rows, explanations the first ``explain_rows`` of that sample.
+pii (PII found in the audited inputs), privacy (membership inference: training rows vs test rows).
+Fairness uses every row of the split; the others a seeded sample of ``max_rows`` rows,
+explanations the first ``explain_rows`` of that sample.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fmkit.errors import BadInputError
 
-CHECKS = ("fairness", "counterfactual", "robustness", "explanations", "pii")
+CHECKS = ("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy")
 
 
 class AuditConfig(BaseModel):
@@ -37,6 +38,8 @@ class AuditConfig(BaseModel):
     n_steps: int = Field(32, ge=2, description="integrated-gradients steps")
     internal_batch_size: int = Field(64, ge=1, description="interpolated inputs per forward/backward (bounds memory)")
     faithfulness_k: int = Field(3, ge=1, description="words deleted in the faithfulness check")
+    reference: str | None = Field(None, description="privacy: a bundle trained without these rows, to calibrate "
+                                                    "the attack (default: the held-out population)")
     seed: int = Field(0, description="seed of sampling, bootstrap and perturbations")
     batch_size: int = Field(64, ge=1, description="texts per inference batch")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
@@ -69,7 +72,18 @@ def run_audit(bundle: Path, cfg: AuditConfig, *, record: bool = True, log=print)
     manifest = read_manifest(bundle)
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    needs_sample = [c for c in cfg.checks if c != "fairness"]
+    if "privacy" in cfg.checks:
+        from fmkit.privacy.membership import membership_audit
+
+        started = time.perf_counter()
+        results["privacy"] = membership_audit(bundle, reference=Path(cfg.reference) if cfg.reference else None,
+                                              max_members=cfg.max_rows, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed,
+                                              device=cfg.device, record=record)
+        results["privacy"]["seconds"] = round(time.perf_counter() - started, 2)
+        p = results["privacy"]
+        log(f"  privacy: membership-inference AUC {p['auc']:.4f} ({p['strongest_attack']} attack, "
+            f"{p['members']} members vs {p['non_members']} non-members), TPR@1%FPR {p['tpr_at_0.01_fpr']:.4f}")
+    needs_sample = [c for c in cfg.checks if c not in ("fairness", "privacy")]
     if "fairness" in cfg.checks:
         from fmkit.audit.fairness_audit import FairnessAuditConfig, audit_fairness
 
@@ -137,7 +151,7 @@ def run_audit(bundle: Path, cfg: AuditConfig, *, record: bool = True, log=print)
     for check, seconds in timings.items():
         results[check]["seconds"] = round(seconds, 2)
     if record:
-        samples = {c: results[c] for c in results if c != "fairness"}
+        samples = {c: results[c] for c in results if c not in ("fairness", "privacy")}
         for check, result in samples.items():
             result.update({"split": rows.split, "data_fingerprint": rows.data_fingerprint})
             write_json_atomic(bundle / REPORTS_DIR / f"audit_{check}.json", result)

@@ -6,7 +6,7 @@ import argparse
 
 from fmkit.cli.common import add_json_flag, print_json
 
-CHOICES = ("fairness", "counterfactual", "robustness", "explanations", "pii", "all")
+CHOICES = ("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy", "all")
 
 
 def _csv(value: str) -> list[str]:
@@ -15,16 +15,18 @@ def _csv(value: str) -> list[str]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "audit", help="audit a bundle: fairness, counterfactual, robustness, explanations, pii (or all)",
+        "audit", help="audit a bundle: fairness, counterfactual, robustness, explanations, pii, privacy (or all)",
         description="Audit a bundle on its own test split (or --data) and write each result into its manifest "
         "(audits.*) and BUNDLE/reports/. fairness: per-group accuracy, selection rate, TPR, FPR, "
         "demographic-parity and equalized-odds gaps with bootstrap CIs (Fairlearn; needs group columns). "
         "counterfactual: swap identity terms (he/she, names, nationality, religion) and count prediction flips. "
         "robustness: prediction stability under typos, casing, punctuation and whitespace noise. explanations: "
         "integrated-gradients attributions (Captum) with a deletion faithfulness check. pii: PII found in the "
-        "audited texts (Presidio, offline).",
+        "audited texts (Presidio, offline). privacy: membership inference (loss-threshold and calibrated attacks, "
+        "training rows vs test rows): AUC and TPR at 1%% and 0.1%% FPR with bootstrap CIs.",
         epilog="examples:\n  fmkit audit fairness models/adult --data adult --sensitive sex,race\n"
-        "  fmkit audit all models/reviews --max-rows 1000 --explain-rows 100",
+        "  fmkit audit all models/reviews --max-rows 1000 --explain-rows 100\n"
+        "  fmkit audit privacy models/tickets-dp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("check", choices=CHOICES, help="which check (all: every one)")
@@ -42,6 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="rows sampled for counterfactual, robustness and pii (default 1000)")
     parser.add_argument("--explain-rows", type=int, default=100, help="rows explained (default 100)")
     parser.add_argument("--terms", help="JSON file with extra identity-term pairs ({\"pairs\": [{\"a\", \"b\"}]})")
+    parser.add_argument("--reference", help="privacy: a bundle trained without the audited rows, to calibrate "
+                        "the attack (default: calibrate against held-out validation losses)")
     parser.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling, bootstrap and noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -60,7 +64,7 @@ def run(args) -> int:
     cfg = AuditConfig(checks=list(CHECKS) if args.check == "all" else [args.check], data=args.data, split=args.split,
                       sensitive=args.sensitive, positive_label=args.positive_label, n_bootstrap=args.bootstrap,
                       min_group_size=args.min_group_size, max_rows=args.max_rows, explain_rows=args.explain_rows,
-                      terms=args.terms, n_steps=args.steps, seed=args.seed, device=args.device,
+                      terms=args.terms, reference=args.reference, n_steps=args.steps, seed=args.seed, device=args.device,
                       progress=not args.no_progress and not args.json)
     if args.check == "all" and not cfg.sensitive:
         from fmkit.audit.inputs import default_sensitive_columns
