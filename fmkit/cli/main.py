@@ -12,7 +12,7 @@ import sys
 from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
-COMMANDS = ["finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
+COMMANDS = ["anonymize", "finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
             "report", "gate", "serve", "keys", "info", "run", "runs"]
 
 DESCRIPTION = """\
@@ -22,6 +22,7 @@ Everything runs offline: models come from local directories or packages
 (built-in: minilm), data from local files or packages (built-in: rotten-tomatoes, adult).
 
 examples:
+  fmkit anonymize tickets.csv --out tickets.anon.csv
   fmkit finetune --data reviews.csv --method lora --out models/reviews-lora
   fmkit evaluate models/reviews-lora --split test
   fmkit predict models/reviews-lora "a warm, funny, beautifully acted film"

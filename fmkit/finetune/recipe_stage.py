@@ -17,5 +17,5 @@ def _run(cfg: FinetuneConfig, out: Path, context: StageContext) -> StageResult:
 
 
 STAGES.register("finetune")(
-    StageSpec(FinetuneConfig, references=("model",), run=_run, description="base model + labelled data -> task bundle")
+    StageSpec(FinetuneConfig, references=("model", "data.source"), run=_run, description="base model + labelled data -> task bundle")
 )

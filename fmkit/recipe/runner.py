@@ -15,7 +15,7 @@ from fmkit.errors import BadInputError
 from fmkit.fileio import write_json_atomic, write_text_atomic
 from fmkit.recipe.registry_db import RunRegistry
 from fmkit.recipe.schema import Recipe, StageEntry
-from fmkit.recipe.stages import StageContext
+from fmkit.recipe.stages import StageContext, set_path
 
 
 def new_run_dir(workspace: Path, name: str) -> Path:
@@ -99,7 +99,7 @@ def run_recipe(recipe: Recipe, *, workspace: Path | None = None, use_cache: bool
         for index, entry in enumerate(recipe.stages, start=1):
             config = entry.config.model_dump(mode="json")
             for field_name, stage_name in entry.references.items():
-                config[field_name] = str(outputs[stage_name])
+                set_path(config, field_name, str(outputs[stage_name]))
             for field_name in entry.spec.references:
                 value = config.get(field_name)
                 if field_name not in entry.references and field_name == "bundle" and not Path(str(value)).is_dir():

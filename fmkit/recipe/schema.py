@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from fmkit.errors import BadInputError
-from fmkit.recipe.stages import StageSpec, load_stages
+from fmkit.recipe.stages import StageSpec, get_path, load_stages
 from fmkit.registry import did_you_mean
 from fmkit.validation import format_validation_error
 
@@ -97,9 +97,10 @@ def validate_recipe(data: dict, path: Path) -> Recipe:
         elif not NAME_PATTERN.match(stage_name):
             errors.append(f"  {where}.name: {stage_name!r} must be letters, digits, '-', '_' or '.'")
         spec = stages_registry.get(stage_type)
-        references = {f: raw[f] for f in spec.references if isinstance(raw.get(f), str) and raw[f] in seen}
+        references = {f: get_path(raw, f) for f in spec.references
+                      if isinstance(get_path(raw, f), str) and get_path(raw, f) in seen}
         for field_name in spec.references:
-            value = raw.get(field_name)
+            value = get_path(raw, field_name)
             later = [str(s.get("name", s.get("stage"))) for s in raw_stages[index + 1:] if isinstance(s, dict)]
             if isinstance(value, str) and value not in seen and value in later:
                 errors.append(f"  {where}.{field_name}: stage {value!r} runs later; stages run in order")

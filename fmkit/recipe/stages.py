@@ -28,7 +28,7 @@ class StageResult:
 @dataclass(frozen=True)
 class StageSpec:
     config: type[BaseModel]
-    references: tuple[str, ...]  # config fields that may name an earlier stage's output bundle
+    references: tuple[str, ...]  # config fields (dotted for nested: data.source) that may name an earlier stage's output
     run: Callable[[BaseModel, Path, StageContext], StageResult]  # (config, out_dir, context)
     produces_bundle: bool = True
     description: str = ""
@@ -37,9 +37,25 @@ class StageSpec:
 
 STAGES: Registry[StageSpec] = Registry("stage")
 
+
+def get_path(config: dict, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def set_path(config: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        config = config.setdefault(part, {})
+    config[last] = value
+
 # Modules that register stages; importing them is cheap (no torch at import time).
-STAGE_MODULES = ["fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage", "fmkit.compress.recipe_stage",
-                 "fmkit.audit.recipe_stage"]
+STAGE_MODULES = ["fmkit.privacy.recipe_stage", "fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage",
+                 "fmkit.compress.recipe_stage", "fmkit.audit.recipe_stage"]
 
 
 def load_stages() -> Registry[StageSpec]:
