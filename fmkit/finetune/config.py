@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
 from fmkit.data.config import DataConfig
+from fmkit.privacy.dp import DPConfig
 from fmkit.finetune.methods import FINETUNE_METHODS
 from fmkit.registry import parse_registered_options
 from fmkit.train.config import TrainConfig
@@ -27,6 +28,8 @@ class FinetuneConfig(BaseModel):
         128, ge=8, le=8192, description="tokens per text; longer texts are truncated (and counted)"
     )
     dropout: float | None = Field(None, ge=0, lt=1, description="override the model's hidden/attention dropout")
+    privacy: DPConfig | None = Field(None, description="DP-SGD settings (target_epsilon, delta, max_grad_norm, ...); "
+                                                      "null trains without differential privacy")
 
     @field_validator("method", mode="before")
     @classmethod

@@ -112,15 +112,41 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
         return lambda m: stream_metrics(m, encoded[name], label_ids[name], data.label_names,
                                         tokenizer.pad_token_id, 64, device)
 
+    train_cfg, dp_hooks = cfg.train, None
+    if cfg.privacy is not None:
+        from fmkit.privacy.dp import DPHooks
+
+        if hooks is not None:
+            raise BadInputError("DP fine-tuning brings its own training hooks; do not pass others")
+        problems = []
+        if cfg.train.gradient_accumulation_steps != 1:
+            problems.append(f"gradient_accumulation_steps={cfg.train.gradient_accumulation_steps}: with DP the "
+                            "logical batch is batch_size (Poisson-sampled); set it to 1")
+        if cfg.train.precision in ("fp16", "bf16"):
+            problems.append(f"precision={cfg.train.precision}: DP-SGD runs in fp32 here (per-sample clipping in "
+                            "low precision is unvalidated); use auto or fp32")
+        if cfg.train.max_steps is not None:
+            problems.append("max_steps: the DP budget is planned over whole epochs; leave max_steps unset")
+        if problems:
+            raise BadInputError("--privacy dp: " + "; ".join(problems))
+        dp_hooks = DPHooks(cfg.privacy, encoded["train"].input_ids, label_ids["train"], batch_size=cfg.train.batch_size,
+                           epochs=cfg.train.epochs, pad_id=tokenizer.pad_token_id, seed=cfg.train.seed,
+                           full_finetune=cfg.method_name == "full")
+        hooks = dp_hooks
+        # per-example clipping replaces global clipping; fp32 (see above)
+        train_cfg = cfg.train.model_copy(update={"max_grad_norm": None, "precision": "fp32"})
+
     has_validation = bool(label_ids["validation"])
     if not has_validation:
         warnings.warn("no validation split: early stopping is off and the last epoch is kept", stacklevel=2)
     checkpoints = checkpoint_dir_for(out)
     result = train(
-        model, batches, cfg.train,
+        model, batches, train_cfg,
         evaluate_fn=(lambda m: _headline(evaluate_split("validation")(m))) if has_validation else None,
         checkpoint_dir=checkpoints, resume=resume, hooks=hooks,
     )
+    if dp_hooks is not None:
+        dp_hooks.cleanup()
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
 
     base_record = base_model_record(base)
@@ -135,6 +161,7 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
         metrics=metrics,
         data=data.summary(),
         training={**result.as_dict(), "method": cfg.method_name, "wall_seconds": round(time.time() - started, 1)},
+        privacy={"dp": result.hooks} if dp_hooks is not None else {},
     )
     if base.is_bundle:
         manifest.lineage = read_manifest(base.path).lineage + manifest.lineage

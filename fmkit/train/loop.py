@@ -40,6 +40,10 @@ class TrainHooks:
     def setup(self, model, optimizer, batches):
         return model, optimizer, batches
 
+    def wrap_loss(self, loss_fn):
+        """The loss the loop uses after ``setup`` (DP ghost clipping supplies its own criterion)."""
+        return loss_fn
+
     def after_step(self, step: int) -> bool:
         """Return True to stop training (e.g. a budget is spent)."""
         return False
@@ -131,6 +135,7 @@ def train(
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=fused)
     model, optimizer, batches = hooks.setup(model, optimizer, batches)
+    loss_fn = hooks.wrap_loss(loss_fn)
     steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -188,18 +193,19 @@ def train(
                 batch = _to_device(batch, device)
                 with autocast(precision, device):
                     loss = loss_fn(model, batch)
-                if not torch.isfinite(loss):
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
                     raise TrainingDivergedError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, optimizer step {state['step']}; "
+                        f"loss became {loss_value} at epoch {epoch + 1}, optimizer step {state['step']}; "
                         f"the last good checkpoint is kept in {checkpoint_dir}. Lower the learning rate "
                         f"(now {cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
                     )
-                scaled = loss / cfg.gradient_accumulation_steps
+                scaled = loss / cfg.gradient_accumulation_steps if cfg.gradient_accumulation_steps > 1 else loss
                 (scaler.scale(scaled) if scaler else scaled).backward()
                 state["batch"] += 1
                 accumulated += 1
                 seen_examples += int(batch["input_ids"].shape[0]) if "input_ids" in batch else 0
-                running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
+                running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
                 if accumulated == cfg.gradient_accumulation_steps or state["batch"] == len(batches):
                     accumulated = 0
                     if scaler:

@@ -28,6 +28,10 @@ OVERRIDES = {
     "warmup_ratio": "train.warmup_ratio",
     "precision": "train.precision",
     "device": "train.device",
+    "target_epsilon": "privacy.target_epsilon",
+    "delta": "privacy.delta",
+    "max_grad_norm": "privacy.max_grad_norm",
+    "accountant": "privacy.accountant",
     "patience": "train.early_stopping_patience",
     "checkpoint_every": "train.checkpoint_every_steps",
     "max_steps": "train.max_steps",
@@ -77,6 +81,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     train.add_argument("--seed", type=int, help="seed of init, dropout and batch order (default: 0)")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    privacy = parser.add_argument_group("differential privacy (DP-SGD, Opacus)")
+    privacy.add_argument("--privacy", choices=["none", "dp"], default="none",
+                         help="dp: train with DP-SGD so the bundle carries a privacy guarantee (ε, δ)")
+    privacy.add_argument("--target-epsilon", type=float, help="ε spent by the whole run (default 8)")
+    privacy.add_argument("--delta", type=float, help="δ (default 1/(10·N); must be below 1/N)")
+    privacy.add_argument("--max-grad-norm", type=float, help="per-example gradient clipping norm C (default 1.0)")
+    privacy.add_argument("--accountant", choices=["prv", "rdp"], help="privacy accountant (default prv)")
     run = parser.add_argument_group("run control")
     run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.checkpoints/")
     run.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -102,12 +113,19 @@ def build_config(args):
     method = settings.get("method")
     if isinstance(method, str):
         settings["method"] = {"name": method}
+    privacy_in_file = bool(settings.get("privacy"))
     for flag, key in OVERRIDES.items():
         value = getattr(args, flag)
         if value is not None:
             set_nested(settings, key, value)
     if args.no_progress:
         set_nested(settings, "train.progress", False)
+    dp_flags = [f"--{name.replace('_', '-')}" for name in ("target_epsilon", "delta", "max_grad_norm", "accountant")
+                if getattr(args, name) is not None]
+    if args.privacy == "dp":
+        settings.setdefault("privacy", {})
+    elif dp_flags and not privacy_in_file:
+        raise BadInputError(f"{', '.join(dp_flags)} only apply to DP training; add --privacy dp")
     if "data" not in settings:
         raise BadInputError("no data: pass --data FILE (or a built-in dataset such as rotten-tomatoes)")
     return FinetuneConfig.model_validate(settings)
@@ -129,5 +147,9 @@ def run(args) -> int:
         training = manifest.training
         print(f"wrote {args.out} ({cfg.method_name}, {training['steps']} steps, {training['precision']}, "
               f"{training['samples_per_second']} samples/s, {training['wall_seconds']} s)")
+        dp = manifest.privacy.get("dp")
+        if dp:
+            print(f"DP-SGD: ε = {dp['epsilon']:.3f} (target {dp['target_epsilon']}), δ = {dp['delta']:.2e}, "
+                  f"{dp['accountant']} accountant, noise multiplier {dp['noise_multiplier']:.3f}, C = {dp['max_grad_norm']}")
         print(format_metrics_table(manifest.metrics))
     return 0
