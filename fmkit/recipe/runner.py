@@ -55,7 +55,7 @@ def stage_cache_key(entry: StageEntry, config: dict) -> str:
     or a data file that was moved still hits the cache.
     """
     identity = json.loads(json.dumps(config))
-    for key in ("model", "bundle"):
+    for key in ("model", "bundle", "source"):
         if isinstance(identity.get(key), str):
             identity[key] = input_digest(identity[key])
     data = identity.get("data")

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "  FMKIT_ANON_KEY=... fmkit anonymize anon.csv --reverse --mapping map.enc --out restored.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", help="CSV/TSV/JSONL/Parquet file")
+    parser.add_argument("source", help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes, adult)")
     parser.add_argument("--out", required=True, help="where to write the anonymized (or restored) table")
     parser.add_argument("--text-column", type=_csv, default=["text"], dest="text_columns",
                         help="column(s) to anonymize, comma-separated (default: text)")
