@@ -116,3 +116,41 @@ def test_compress_minilm_to_int8_and_compare(full_bundle, tmp_path):
     rows = json.loads(compared.stdout)["rows"]
     assert [r["runtime"] for r in rows] == ["torch", "onnx"]
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_audits_explain_and_report_on_the_real_model(full_bundle, tmp_path):
+    """The audit checks on real MiniLM + real reviews: counterfactual, robustness, explanations, privacy."""
+    import shutil
+
+    bundle = tmp_path / "reviews"
+    shutil.copytree(full_bundle, bundle)
+    result = subprocess.run(fmkit_command("audit", "all", bundle, "--max-rows", "150", "--explain-rows", "12",
+                                          "--steps", "16", "--bootstrap", "50", "--no-progress", "--json"),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout)
+    assert "fairness" not in results and "fairness skipped" in result.stderr  # no group column in the reviews
+    assert results["robustness"]["perturbations"]["lowercase"]["stability_rate"] == 1.0  # MiniLM is uncased
+    assert results["explanations"]["faithfulness"]["faithfulness_gap"] > 0  # top words matter more than random ones
+    assert results["explanations"]["mean_abs_convergence_delta"] < 0.05
+    assert 0.4 < results["privacy"]["auc"] < 0.8
+    explained = subprocess.run(fmkit_command("explain", bundle, "a warm, funny, beautifully acted film", "--json"),
+                               capture_output=True, text=True, check=True)
+    words = json.loads(explained.stdout)[0]["words"]
+    assert max(words, key=lambda w: w["attribution"])["word"].strip(",") in ("warm", "funny", "beautifully")
+
+
+def test_dp_lora_on_real_data_spends_its_budget(tmp_path):
+    out = tmp_path / "reviews-dp"
+    result = subprocess.run(fmkit_command("finetune", "--model", "minilm", "--data", "rotten-tomatoes", "--max-rows",
+                                          "1000", "--epochs", "1", "--batch-size", "32", "--method", "lora",
+                                          "--learning-rate", "3e-3", "--no-progress", "--privacy", "dp",
+                                          "--target-epsilon", "8", "--delta", "1e-4", "--out", out, "--json"),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from fmkit.bundle import read_manifest
+
+    manifest = read_manifest(out)
+    dp = manifest.privacy["dp"]
+    assert dp["epsilon"] == pytest.approx(8.0, abs=0.05) and dp["grad_sample_mode"] == "hooks"
+    assert manifest.metrics["test"]["accuracy"] > 0.55
