@@ -30,6 +30,9 @@ class DPConfig(BaseModel):
     grad_sample_mode: Literal["auto", "ghost", "hooks"] = Field(
         "auto", description="per-sample gradients: ghost clipping (full FT) or hooks (LoRA); auto picks")
     secure_rng: bool = Field(False, description="cryptographically secure noise (needs torchcsprng)")
+    physical_batch_size: int = Field(
+        16, ge=1, description="rows per forward/backward: a Poisson batch is length-sorted and cut into chunks this "
+        "size, each trimmed to its longest row (bounds memory, saves padding); the step is still one logical batch")
 
 
 def pad_dp_batch(examples: list[tuple[list[int], int]], pad_id: int) -> dict:
@@ -44,6 +47,23 @@ def pad_dp_batch(examples: list[tuple[list[int], int]], pad_id: int) -> dict:
     batch["token_type_ids"] = torch.zeros(size, length, dtype=torch.long)
     batch["labels"] = torch.tensor([label for _, label in examples], dtype=torch.long)
     return batch
+
+
+def physical_chunks(batch: dict, size: int) -> list[dict]:
+    """Cut a padded batch into length-sorted chunks of at most ``size`` rows, each trimmed to its longest row."""
+    import torch
+
+    lengths = batch["attention_mask"].sum(dim=1)
+    if len(lengths) <= size:
+        longest = int(lengths.max()) if len(lengths) else 0
+        return [{k: v[:, :longest].contiguous() if v.dim() == 2 else v for k, v in batch.items()}]
+    order = torch.argsort(lengths, descending=True, stable=True)
+    chunks = []
+    for start in range(0, len(order), size):
+        rows = order[start:start + size]
+        longest = int(lengths[rows].max())
+        chunks.append({k: (v[rows, :longest].contiguous() if v.dim() == 2 else v[rows]) for k, v in batch.items()})
+    return chunks
 
 
 class _Rows:
@@ -139,7 +159,7 @@ class DPHooks:
         self.planned_steps = epochs * len(self.loader)
         self.noise_multiplier = check_budget(cfg, self.sample_rate, epochs, self.planned_steps, self.delta)
         self.mode = cfg.grad_sample_mode if cfg.grad_sample_mode != "auto" else ("ghost" if full_finetune else "hooks")
-        self.engine = self.criterion = self.model = None
+        self.engine = self.criterion = self.model = self.optimizer = None
         self.stopped_on_budget = False
 
     # -- TrainHooks ---------------------------------------------------------------------------
@@ -162,12 +182,26 @@ class DPHooks:
         else:
             self.model, optimizer, loader = wrapped
             self.criterion = torch.nn.CrossEntropyLoss(reduction="mean")
+        self.optimizer = optimizer
         return self.model, optimizer, PoissonBatches(loader)
 
     def wrap_loss(self, loss_fn):
+        """Physical batches inside one logical (Poisson) batch, as Opacus' BatchMemoryManager does it: every
+        chunk but the last is clipped and accumulated by a skipped ("virtual") optimizer step; the loop's
+        backward and step on the last chunk add the noise once and update once."""
+
+        def chunk_loss(model, chunk):
+            inputs = {k: v for k, v in chunk.items() if k != "labels"}
+            return self.criterion(model(**inputs).logits, chunk["labels"])
+
         def dp_loss(model, batch):
-            inputs = {k: v for k, v in batch.items() if k != "labels"}
-            return self.criterion(model(**inputs).logits, batch["labels"])
+            chunks = physical_chunks(batch, self.cfg.physical_batch_size)
+            for chunk in chunks[:-1]:
+                chunk_loss(model, chunk).backward()
+                self.optimizer.signal_skip_step(do_skip=True)
+                self.optimizer.step()  # clip + accumulate; no noise, no update, no accountant step
+                self.optimizer.zero_grad()  # keeps the accumulated sum while the step is skipped
+            return chunk_loss(model, chunks[-1])
 
         return dp_loss
 
