@@ -137,6 +137,12 @@ def test_audit_run_records_every_check_and_the_card_shows_them(bundle):
     assert verify_bundle(bundle) == []  # reports are outside the content digest
     card = render_markdown(manifest, bundle)
     assert "## Explanations" in card and "## Counterfactual fairness" in card and "## PII in evaluation inputs" in card
+    from test_card import manifest_numbers, visible_numbers
+
+    known = manifest_numbers(manifest.model_dump(mode="json"))
+    for token in visible_numbers(card):  # every number in the card is one the manifest holds
+        decimals = len(token.split(".")[1]) if "." in token else 0
+        assert any(abs(float(token) - v) <= 0.5 * 10 ** -decimals + 1e-12 for v in known), token
 
 
 def test_explaining_an_onnx_bundle_names_the_torch_parent(bundle, tmp_path):

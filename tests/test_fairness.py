@@ -90,6 +90,15 @@ def test_bundle_audit_writes_the_manifest_and_the_gate_reads_it(grouped):
     assert manifest.audits["fairness"]["group"]["demographic_parity_difference"] == gap
     assert manifest.audits["fairness"]["group"]["split"] == "all"
     assert (bundle / "reports" / "fairness.json").is_file()
+    from fmkit.audit.card import render_markdown
+    from test_card import manifest_numbers, visible_numbers
+
+    card = render_markdown(manifest, bundle)
+    assert "**group**" in card and "bootstrap interval" in card
+    known = manifest_numbers(manifest.model_dump(mode="json"))
+    for token in visible_numbers(card):
+        decimals = len(token.split(".")[1]) if "." in token else 0
+        assert any(abs(float(token) - v) <= 0.5 * 10 ** -decimals + 1e-12 for v in known), token
     [rule] = check_policy(manifest, Policy(max_fairness_gap=0.1))
     assert not rule.passed and rule.measured == pytest.approx(max(gap, report["group"]["equalized_odds_difference"],
                                                                    report["group"]["accuracy_difference"]))
