@@ -79,7 +79,7 @@ def accuracy(work: Path, epochs: int) -> dict:
                                                                                           "alpha": 16},
                                  # DP wants large batches (the noise is divided by the batch): 256 vs 32
                                  train={"epochs": epochs, "batch_size": 32 if privacy is None else 256,
-                                        "learning_rate": 1e-3 if privacy is None else 3e-3, "progress": False},
+                                        "learning_rate": 1e-3 if privacy is None else 1e-2, "progress": False},
                                  privacy=privacy)
             run_finetune(cfg, out, overwrite=True)
         manifest = read_manifest(out)

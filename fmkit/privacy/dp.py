@@ -97,16 +97,28 @@ class PoissonBatches:
             yield batch
 
 
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    return max(1, round(rows / batch_size))
+
+
 def make_loader(input_ids, labels, batch_size: int, pad_id: int, seed: int):
-    """A DataLoader whose batch sampler draws each row with probability batch_size / N (Poisson)."""
+    """A DataLoader whose batch sampler draws each row with probability q = 1 / steps_per_epoch (Poisson).
+
+    q is exactly the rate Opacus' accountant records (1 / len(loader)), so the ε calibrated before
+    training is the ε the accountant reports after it; the expected batch is N·q ≈ batch_size.
+    """
     import torch
     from opacus.utils.uniform_sampler import UniformWithReplacementSampler
     from torch.utils.data import DataLoader
 
     rows = _Rows(input_ids, labels)
-    generator = torch.Generator().manual_seed(seed)
-    sampler = UniformWithReplacementSampler(num_samples=len(rows), sample_rate=batch_size / len(rows),
-                                            generator=generator)
+    steps = steps_per_epoch(len(rows), batch_size)
+
+    class Sampler(UniformWithReplacementSampler):
+        def __len__(self):  # the parent computes int(1 / q), which float rounding can push to steps - 1
+            return steps
+
+    sampler = Sampler(num_samples=len(rows), sample_rate=1.0 / steps, generator=torch.Generator().manual_seed(seed))
     return DataLoader(rows, batch_sampler=sampler, collate_fn=lambda examples: pad_dp_batch(examples, pad_id))
 
 
@@ -154,7 +166,7 @@ class DPHooks:
         self.rows = len(labels)
         self.delta = resolve_delta(cfg, self.rows)
         self.loader = make_loader(input_ids, labels, batch_size, pad_id, seed)
-        self.sample_rate = batch_size / self.rows
+        self.sample_rate = 1.0 / len(self.loader)  # what the accountant records per step
         self.epochs = epochs
         self.planned_steps = epochs * len(self.loader)
         self.noise_multiplier = check_budget(cfg, self.sample_rate, epochs, self.planned_steps, self.delta)
