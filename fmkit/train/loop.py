@@ -135,7 +135,8 @@ def train(
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=fused)
     model, optimizer, batches = hooks.setup(model, optimizer, batches)
-    loss_fn = hooks.wrap_loss(loss_fn)
+    wrap_loss = getattr(hooks, "wrap_loss", None)  # optional: hooks written before it existed still work
+    loss_fn = wrap_loss(loss_fn) if wrap_loss else loss_fn
     steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
