@@ -215,7 +215,6 @@ def create_app(config: ServeConfig):
             state.metrics.latency.labels("predict", name).observe(time.perf_counter() - started)
             audit(key, "predict", name, body.texts, status, started, body.texts)
 
-    @app.post("/v1/models/{name}:explain", tags=["models"], response_model=ExplainResponse, responses=ERRORS)
     async def explain(name: str, body: ExplainRequest, request: Request):
         """Per-word attributions (Captum layer integrated gradients); PyTorch bundles only, one at a time."""
         started = time.perf_counter()
@@ -235,10 +234,8 @@ def create_app(config: ServeConfig):
                 raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
                                "max_chars")
             if body.target is not None and body.target not in slot.summary["labels"]:
-                raise ApiError(422, "unknown_label", f"target {body.target!r} is not a label of {name!r}; use one "
+                raise ApiError(404, "unknown_label", f"target {body.target!r} is not a label of {name!r}; use one "
                                f"of {slot.summary['labels']}")
-            if any(not t.strip() for t in body.texts):
-                raise ApiError(422, "empty_text", "every text needs at least one non-space character")
             loop = asyncio.get_running_loop()
 
             def run():
@@ -267,6 +264,16 @@ def create_app(config: ServeConfig):
             state.metrics.requests.labels("explain", name, str(status)).inc()
             state.metrics.latency.labels("explain", name).observe(time.perf_counter() - started)
             audit(key, "explain", name, body.texts, status, started, body.texts)
+
+    # The per-request text limit is a setting, so the body model (and the OpenAPI spec) is made here:
+    # clients and fuzzers see maxItems, and too many texts is a schema violation (422) like any other.
+    from pydantic import Field, create_model
+
+    explain.__annotations__["body"] = create_model(
+        "ExplainRequest", __base__=ExplainRequest,
+        texts=(list[str], Field(min_length=1, max_length=config.max_explain_texts, description="texts to explain")))
+    explain.__annotations__["request"] = Request
+    app.post("/v1/models/{name}:explain", tags=["models"], response_model=ExplainResponse, responses=ERRORS)(explain)
 
     @app.get("/v1/models/{name}/card", tags=["models"], response_class=HTMLResponse, responses=ERRORS)
     async def card(name: str, request: Request):
