@@ -45,7 +45,7 @@ OVERRIDES = {
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "finetune",
-        help="fine-tune a base model on labelled texts (full or LoRA)",
+        help="fine-tune a base model on labelled texts (full or LoRA; optionally DP-SGD)",
         description="Fine-tune a base model on a labelled text table and write an evaluated bundle "
         "(a directory plain transformers loads, plus the fmkit.json manifest).",
         epilog="example: fmkit finetune --model minilm --data reviews.csv --method lora --out models/reviews-lora",
