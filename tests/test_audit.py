@@ -188,10 +188,11 @@ def test_report_page_has_every_bundle_and_only_manifest_numbers(bundle, tmp_path
     assert any(r["pareto"] for r in rows)
     text = page.read_text()
     assert "finetune → quantize-dynamic" in text and (page.parent / "frontier.png").is_file()
+    from test_card import manifest_numbers
+
     known = []
     for name in ("reviews", "int8"):
-        manifest = json.loads((run / name / "fmkit.json").read_text())
-        known += _numbers(manifest)
+        known += manifest_numbers(json.loads((run / name / "fmkit.json").read_text()))
     cells = re.findall(r"<td data-sort='[^']*'[^>]*>([^<]*)</td>", text)
     numbers = [c.lstrip("+") for c in cells if re.fullmatch(r"[+-]?\d+(\.\d+)?", c)]
     assert len(numbers) >= 10
@@ -199,18 +200,6 @@ def test_report_page_has_every_bundle_and_only_manifest_numbers(bundle, tmp_path
         decimals = len(token.split(".")[1]) if "." in token else 0
         tolerance = 0.5 * 10 ** -decimals + 1e-9
         assert any(abs(float(token) - v) <= tolerance or abs(float(token) - v / 1e6) <= tolerance for v in known), token
-
-
-def _numbers(value) -> list[float]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _numbers(v)]
-    if isinstance(value, list):
-        return [n for v in value for n in _numbers(v)]
-    return []
 
 
 @needs_chromium

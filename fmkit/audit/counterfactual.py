@@ -61,10 +61,6 @@ def load_term_pairs(extra: str | Path | None = None, builtin: bool = True) -> li
     return pairs
 
 
-def _pattern(term: str) -> re.Pattern:
-    return re.compile(rf"(?<![\w']){re.escape(term)}(?![\w'])", re.IGNORECASE)
-
-
 def _match_case(replacement: str, original: str) -> str:
     if original.isupper() and len(original) > 1:
         return replacement.upper()

@@ -13,7 +13,6 @@ completeness: they sum to f(x) - f(baseline) for the explained class, up to the 
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,10 +181,6 @@ def explanation_html(explanations: list[Explanation], title: str) -> str:
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><p>Green: pushes towards the "
             "explained class; red: against (layer integrated gradients on the word embeddings).</p>"
             + "".join(rows) + "</body></html>")
-
-
-def finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def write_explanations(explanations: list[Explanation], directory: Path, name: str = "explanations") -> tuple[Path, Path]:

@@ -11,6 +11,11 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
+def comma_list(value: str) -> list[str]:
+    """argparse type for ``a,b,c``."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def print_json(data) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

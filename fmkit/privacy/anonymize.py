@@ -99,20 +99,9 @@ class Detector:
     batch_size: int = 256
 
     def __post_init__(self):
-        import tldextract
-        from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer,
-                                                              IpRecognizer, PhoneRecognizer, UrlRecognizer,
-                                                              UsSsnRecognizer)
+        from fmkit.privacy.pii import pattern_recognizers
 
-        extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-        class OfflineEmailRecognizer(EmailRecognizer):
-            def validate_result(self, pattern_text: str):
-                return extractor(pattern_text.split("@")[-1]).fqdn != ""
-
-        recognizers = [OfflineEmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), IbanRecognizer(),
-                       IpRecognizer(), UrlRecognizer(), UsSsnRecognizer()]
-        self.recognizers = [r for r in recognizers if set(r.supported_entities) & set(self.entities)]
+        self.recognizers = [r for r in pattern_recognizers() if set(r.supported_entities) & set(self.entities)]
         self.nlp = None
         if set(self.entities) & set(NER_ENTITIES):
             import spacy

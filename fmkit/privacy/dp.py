@@ -172,7 +172,6 @@ class DPHooks:
         self.noise_multiplier = check_budget(cfg, self.sample_rate, epochs, self.planned_steps, self.delta)
         self.mode = cfg.grad_sample_mode if cfg.grad_sample_mode != "auto" else ("ghost" if full_finetune else "hooks")
         self.engine = self.criterion = self.model = self.optimizer = None
-        self.stopped_on_budget = False
 
     # -- TrainHooks ---------------------------------------------------------------------------
     def setup(self, model, optimizer, batches):
@@ -218,10 +217,7 @@ class DPHooks:
         return dp_loss
 
     def after_step(self, step: int) -> bool:
-        if step >= self.planned_steps:  # the calibrated budget is spent exactly here
-            self.stopped_on_budget = step > self.planned_steps or self.epsilon() > self.cfg.target_epsilon + 1e-6
-            return True
-        return False
+        return step >= self.planned_steps  # the calibrated budget is spent exactly here
 
     def epsilon(self) -> float:
         return float(self.engine.accountant.get_epsilon(self.delta)) if self.engine.accountant.history else 0.0

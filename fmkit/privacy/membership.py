@@ -86,10 +86,8 @@ def membership_audit(bundle: Path, *, reference: Path | None = None, max_members
     if not manifest.data.get("config"):
         raise BadInputError(f"{bundle} does not record its training data; a membership audit needs the rows it "
                             "was trained on")
-    non_members = load_audit_rows(bundle, split="test")
-    count = min(len(non_members.texts), max_members or len(non_members.texts))
-    non_members = load_audit_rows(bundle, split="test", max_rows=count, seed=seed)
-    members = load_audit_rows(bundle, split="train", max_rows=count, seed=seed)
+    non_members = load_audit_rows(bundle, split="test", max_rows=max_members, seed=seed)
+    members = load_audit_rows(bundle, split="train", max_rows=len(non_members.texts), seed=seed)
     population = load_audit_rows(bundle, split="validation")
     if members.data_fingerprint != manifest.data.get("fingerprint"):
         raise BadInputError(f"the training data of {bundle} has changed since training (fingerprint "

@@ -45,11 +45,9 @@ def check_entities(entities) -> list[str]:
     return list(entities)
 
 
-@lru_cache(maxsize=4)
-def build_analyzer(use_ner: bool | None = None):
-    """An ``AnalyzerEngine`` with fmkit's offline recognizers (and spaCy NER when installed)."""
+def pattern_recognizers() -> list:
+    """Presidio's pattern recognizers for PATTERN_ENTITIES, the e-mail one checking domains offline."""
     import tldextract
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
@@ -66,10 +64,18 @@ def build_analyzer(use_ner: bool | None = None):
         def validate_result(self, pattern_text: str):
             return extractor(pattern_text.split("@")[-1]).fqdn != ""
 
+    return [OfflineEmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), IbanRecognizer(), IpRecognizer(),
+            UrlRecognizer(), UsSsnRecognizer()]
+
+
+@lru_cache(maxsize=4)
+def build_analyzer(use_ner: bool | None = None):
+    """An ``AnalyzerEngine`` with fmkit's offline recognizers (and spaCy NER when installed)."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+
     use_ner = ner_available() if use_ner is None else use_ner
     registry = RecognizerRegistry()
-    for recognizer in (OfflineEmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), IbanRecognizer(),
-                       IpRecognizer(), UrlRecognizer(), UsSsnRecognizer()):
+    for recognizer in pattern_recognizers():
         registry.add_recognizer(recognizer)
     if use_ner:
         from presidio_analyzer.nlp_engine import NlpEngineProvider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import Request  # module level: FastAPI resolves the string annotations against these globals
 
@@ -179,21 +179,36 @@ def create_app(config: ServeConfig):
         authorize(request, READ_ROLES)
         return [slot.summary for slot in state.models.values()]
 
+    @contextmanager
+    def observed(endpoint: str, name: str, texts: list[str]):
+        """Metrics and the audit row of one model request, whatever its outcome; the caller sets ``key``."""
+        record = {"key": None, "status": 500}
+        started = time.perf_counter()
+        try:
+            yield record
+            record["status"] = 200
+        except ApiError as error:
+            record["status"] = error.status
+            raise
+        finally:
+            state.metrics.requests.labels(endpoint, name, str(record["status"])).inc()
+            state.metrics.latency.labels(endpoint, name).observe(time.perf_counter() - started)
+            audit(record["key"], endpoint, name, texts, record["status"], started, texts)
+
+    def check_texts(texts: list[str], limit: int, setting: str) -> None:
+        if len(texts) > limit:
+            raise ApiError(413, "too_many_texts", f"{len(texts)} texts; the limit is {limit} per request", setting)
+        long = [i for i, t in enumerate(texts) if len(t) > config.max_chars]
+        if long:
+            raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
+                           "max_chars")
+
     @app.post("/v1/models/{name}:predict", tags=["models"], response_model=PredictResponse, responses=ERRORS)
     async def predict(name: str, body: PredictRequest, request: Request):
-        started = time.perf_counter()
-        key = None
-        status = 500
-        try:
-            key = authorize(request, ("admin", "predict"), name)
+        with observed("predict", name, body.texts) as record:
+            record["key"] = authorize(request, ("admin", "predict"), name)
             slot = slot_for(name)
-            if len(body.texts) > config.max_texts:
-                raise ApiError(413, "too_many_texts", f"{len(body.texts)} texts; the limit is {config.max_texts} "
-                               "per request", "max_texts")
-            long = [i for i, t in enumerate(body.texts) if len(t) > config.max_chars]
-            if long:
-                raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
-                               "max_chars")
+            check_texts(body.texts, config.max_texts, "max_texts")
             try:
                 probabilities = await asyncio.wait_for(slot.batcher.submit(body.texts), config.request_timeout_s)
             except QueueFullError:
@@ -203,36 +218,19 @@ def create_app(config: ServeConfig):
                 raise ApiError(504, "timeout", f"no answer within {config.request_timeout_s} s",
                                "request_timeout_s") from None
             labels = slot.summary["labels"]
-            status = 200
             return {"model": name, "predictions": [
                 {"label": labels[int(row.argmax())], "probabilities": {l: float(p) for l, p in zip(labels, row)}}
                 for row in probabilities]}
-        except ApiError as error:
-            status = error.status
-            raise
-        finally:
-            state.metrics.requests.labels("predict", name, str(status)).inc()
-            state.metrics.latency.labels("predict", name).observe(time.perf_counter() - started)
-            audit(key, "predict", name, body.texts, status, started, body.texts)
 
     async def explain(name: str, body: ExplainRequest, request: Request):
         """Per-word attributions (Captum layer integrated gradients); PyTorch bundles only, one at a time."""
-        started = time.perf_counter()
-        key = None
-        status = 500
-        try:
-            key = authorize(request, ("admin", "predict"), name)
+        with observed("explain", name, body.texts) as record:
+            record["key"] = authorize(request, ("admin", "predict"), name)
             slot = slot_for(name)
             if not slot.summary["explainable"]:
                 raise ApiError(422, "not_explainable", f"model {name!r} runs on {slot.summary['runtime']}; "
                                "explanations need PyTorch weights: serve the bundle it was compressed from")
-            if len(body.texts) > config.max_explain_texts:
-                raise ApiError(413, "too_many_texts", f"{len(body.texts)} texts; the limit is "
-                               f"{config.max_explain_texts} per :explain request", "max_explain_texts")
-            long = [i for i, t in enumerate(body.texts) if len(t) > config.max_chars]
-            if long:
-                raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
-                               "max_chars")
+            check_texts(body.texts, config.max_explain_texts, "max_explain_texts")
             if body.target is not None and body.target not in slot.summary["labels"]:
                 raise ApiError(404, "unknown_label", f"target {body.target!r} is not a label of {name!r}; use one "
                                f"of {slot.summary['labels']}")
@@ -253,17 +251,9 @@ def create_app(config: ServeConfig):
             except asyncio.TimeoutError:
                 raise ApiError(504, "timeout", f"no explanation within {config.request_timeout_s * 3} s; send fewer "
                                "texts or fewer steps", "request_timeout_s") from None
-            status = 200
             return {"model": name, "method": "layer integrated gradients (word embeddings)",
                     "explanations": [{"label": e.label, "probability": e.probability, "words": e.words,
                                       "convergence_delta": e.convergence_delta} for e in explanations]}
-        except ApiError as error:
-            status = error.status
-            raise
-        finally:
-            state.metrics.requests.labels("explain", name, str(status)).inc()
-            state.metrics.latency.labels("explain", name).observe(time.perf_counter() - started)
-            audit(key, "explain", name, body.texts, status, started, body.texts)
 
     # The per-request text limit is a setting, so the body model (and the OpenAPI spec) is made here:
     # clients and fuzzers see maxItems, and too many texts is a schema violation (422) like any other.

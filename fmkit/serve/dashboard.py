@@ -38,31 +38,29 @@ PAGE = """<!doctype html>
 <pre id="out">the prediction appears here</pre><div id="why"></div></div>
 <script>
 const models = {models_json};
-document.getElementById("go").addEventListener("click", async () => {{
-  const out = document.getElementById("out");
+const out = document.getElementById("out"), why = document.getElementById("why");
+async function call(action) {{  // POST the text to /v1/models/NAME:ACTION; null (error shown) unless 2xx
   const name = document.getElementById("model").value;
-  const response = await fetch(`/v1/models/${{name}}:predict`, {{
+  const response = await fetch(`/v1/models/${{name}}:${{action}}`, {{
     method: "POST",
     headers: {{"Content-Type": "application/json",
                "Authorization": "Bearer " + document.getElementById("key").value}},
     body: JSON.stringify({{texts: [document.getElementById("text").value]}})}});
   const body = await response.json();
-  if (!response.ok) {{ out.textContent = `${{response.status}}: ${{body.error.message}}`; return; }}
+  if (!response.ok) {{ out.textContent = `${{response.status}}: ${{body.error.message}}`; return null; }}
+  return body;
+}}
+document.getElementById("go").addEventListener("click", async () => {{
+  const body = await call("predict");
+  if (!body) return;
   const p = body.predictions[0];
   out.textContent = `${{p.label}}\\n` + Object.entries(p.probabilities)
     .map(([label, value]) => `  ${{label}}: ${{value.toFixed(4)}}`).join("\\n");
 }});
 document.getElementById("explain").addEventListener("click", async () => {{
-  const out = document.getElementById("out"), why = document.getElementById("why");
-  const name = document.getElementById("model").value;
   out.textContent = "explaining..."; why.textContent = "";
-  const response = await fetch(`/v1/models/${{name}}:explain`, {{
-    method: "POST",
-    headers: {{"Content-Type": "application/json",
-               "Authorization": "Bearer " + document.getElementById("key").value}},
-    body: JSON.stringify({{texts: [document.getElementById("text").value]}})}});
-  const body = await response.json();
-  if (!response.ok) {{ out.textContent = `${{response.status}}: ${{body.error.message}}`; return; }}
+  const body = await call("explain");
+  if (!body) return;
   const e = body.explanations[0];
   const scale = Math.max(1e-9, ...e.words.map(w => Math.abs(w.attribution)));
   out.textContent = `${{e.label}} (p=${{e.probability.toFixed(3)}}): green pushes towards it, red against`;

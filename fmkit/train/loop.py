@@ -201,7 +201,7 @@ def train(
                         f"the last good checkpoint is kept in {checkpoint_dir}. Lower the learning rate "
                         f"(now {cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
                     )
-                scaled = loss / cfg.gradient_accumulation_steps if cfg.gradient_accumulation_steps > 1 else loss
+                scaled = loss / cfg.gradient_accumulation_steps
                 (scaler.scale(scaled) if scaler else scaled).backward()
                 state["batch"] += 1
                 accumulated += 1

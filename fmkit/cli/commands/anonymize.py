@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, print_json
-
-
-def _csv(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+from fmkit.cli.common import add_json_flag, comma_list, print_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,9 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("source", help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes, adult)")
     parser.add_argument("--out", required=True, help="where to write the anonymized (or restored) table")
-    parser.add_argument("--text-column", type=_csv, default=["text"], dest="text_columns",
+    parser.add_argument("--text-column", type=comma_list, default=["text"], dest="text_columns",
                         help="column(s) to anonymize, comma-separated (default: text)")
-    parser.add_argument("--entities", type=_csv, help="entities to find, comma-separated (default: all supported)")
+    parser.add_argument("--entities", type=comma_list, help="entities to find, comma-separated (default: all supported)")
     parser.add_argument("--operator", default="replace",
                         choices=["replace", "mask", "hash", "redact", "pseudonymize"], help="default: replace")
     parser.add_argument("--min-score", type=float, default=0.4, help="drop detections scored below this (default 0.4)")

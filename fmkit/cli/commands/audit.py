@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, print_json
+from fmkit.cli.common import add_json_flag, comma_list, print_json
 
 CHOICES = ("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy", "all")
-
-
-def _csv(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", help="file or built-in dataset (default: the bundle's training data)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
                         help="rows to audit (default: test)")
-    parser.add_argument("--sensitive", type=_csv, default=[], help="group columns for fairness, comma-separated "
+    parser.add_argument("--sensitive", type=comma_list, default=[], help="group columns for fairness, comma-separated "
                         "(default: the built-in dataset's, e.g. sex,race for adult)")
     parser.add_argument("--positive-label", help="the favourable label (default: the second of two labels)")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for fairness CIs (default 200)")
