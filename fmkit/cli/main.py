@@ -12,7 +12,7 @@ import sys
 from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
-COMMANDS = ["anonymize", "finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
+COMMANDS = ["anonymize", "pretrain", "finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
             "report", "gate", "serve", "keys", "info", "run", "runs"]
 
 DESCRIPTION = """\

@@ -43,6 +43,15 @@ class ClassifierRuntime:
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
+        if self.manifest.task == "masked-lm":
+            raise BadInputError(
+                f"{self.path} is a masked-LM base model (made by `fmkit pretrain`): it predicts masked words, not "
+                f"labels. Fine-tune it first: fmkit finetune --model {self.path} --data DATA --out OUT"
+            )
+        if self.manifest.task == "image-classification":
+            raise BadInputError(
+                f"{self.path} is an image-classification bundle; the {self.backend} runtime runs text. Open it with "
+                f"fmkit.load({str(self.path)!r}), which picks the bundle's own (image) runtime")
         if self.manifest.postprocess and not allow_postprocess:
             rule = self.manifest.postprocess
             raise BadInputError(
