@@ -24,7 +24,8 @@ def print_json(data) -> None:
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, metavar="PATH|NAME",
-                       help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes, adult)")
+                       help="CSV/TSV/JSONL/Parquet file, or a built-in dataset (rotten-tomatoes, adult); images: "
+                       "a folder of class subfolders, IDX files, a .npz, or fashion-mnist")
     group.add_argument("--text-column", help="column with the text (default: text)")
     group.add_argument("--label-column", help="column with the label (default: label)")
 

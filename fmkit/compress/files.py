@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 SUPPORT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                 "split.json")
+                 "split.json", "image_config.json")
 
 
 def copy_support_files(parent: Path, directory: Path) -> None:

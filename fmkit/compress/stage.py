@@ -13,11 +13,14 @@ from pathlib import Path
 from fmkit.bundle import LineageEntry, Manifest, read_manifest, update_manifest, write_bundle
 from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
+from fmkit.compress.tasks import compress_hooks
 from fmkit.errors import BadInputError, CheckFailedError
 
 def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None:
-    if parent.task != "text-classification":
-        raise BadInputError(f"{path}: compression supports text-classification bundles, not {parent.task!r}")
+    if parent.task not in method.tasks:
+        able = [name for name in COMPRESS_METHODS if parent.task in COMPRESS_METHODS.get(name).tasks]
+        raise BadInputError(f"{path} is an {parent.task} bundle; {method_name} compresses {', '.join(method.tasks)} "
+                            f"bundles. For {parent.task}: {', '.join(able) or 'no method yet'}")
     parent_method = parent.compression.get("method")
     if parent_method in COMPRESS_METHODS and COMPRESS_METHODS.get(parent_method).quantizes:
         raise BadInputError(
@@ -79,17 +82,15 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
         facts.update(method.apply(context, cfg.method, directory))
 
     write_bundle(out, manifest, write_files, overwrite=overwrite)
-    texts, labels = test_texts(context)
-    metrics = evaluate_variant(out, texts, labels, parent.labels)
+    hooks = compress_hooks(parent)
+    texts, labels = hooks.test_inputs(context)  # texts, or images for an image bundle
+    metrics = hooks.evaluate_variant(out, texts, labels, parent.labels)
     parent_accuracy = parent.metrics["test"]["accuracy"]
     drop = 100 * (parent_accuracy - metrics["accuracy"])
     status = "ok" if drop <= cfg.max_accuracy_drop else "failed"
     figures = {}
     if cfg.measure.enabled:
-        from fmkit.runtime.measure import measure_bundle
-
-        figures = measure_bundle(out, texts, threads=cfg.measure.threads, latency_samples=cfg.measure.latency_samples,
-                                 throughput_batch=cfg.measure.throughput_batch)
+        figures = hooks.measure(out, texts, cfg.measure)
 
     def record(m: Manifest) -> None:
         m.metrics["test"] = metrics

@@ -58,6 +58,14 @@ def resolve_split_indices(bundle: Path, data, split: str) -> list[int] | None:
 
 
 def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
+    """Metrics of ``bundle`` on a split, by the evaluator of the bundle's task (text, images)."""
+    from fmkit.bundle import read_manifest
+    from fmkit.tasks import TASKS
+
+    return TASKS.get(read_manifest(bundle).task).get("evaluate")(bundle, cfg, record=record)
+
+
+def evaluate_text_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
     from fmkit.bundle import read_manifest, update_manifest
     from fmkit.bundle.store import REPORTS_DIR
     from fmkit.data import load_text_classification

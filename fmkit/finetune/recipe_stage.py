@@ -1,4 +1,4 @@
-"""Registers ``finetune`` as a recipe stage."""
+"""Registers ``finetune`` as a recipe stage (text or image classification, by the stage's task)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ from fmkit.finetune.config import FinetuneConfig
 from fmkit.recipe.stages import STAGES, StageContext, StageResult, StageSpec
 
 
-def _run(cfg: FinetuneConfig, out: Path, context: StageContext) -> StageResult:
-    from fmkit.finetune.stage import run_finetune
+def _config_for(raw: dict):
+    from fmkit.tasks import TASKS, task_of_settings
 
+    return TASKS.get(task_of_settings(raw)).get("finetune_config")
+
+
+def _run(cfg, out: Path, context: StageContext) -> StageResult:
+    from fmkit.tasks import TASKS, task_of_config
+
+    run_finetune = TASKS.get(task_of_config(cfg)).get("finetune")
     manifest = run_finetune(cfg, out, overwrite=True)
     headline = {split: {k: m[k] for k in ("accuracy", "macro_f1")} for split, m in manifest.metrics.items()}
     return StageResult(out, {"metrics": headline, "samples_per_second": manifest.training["samples_per_second"]})
 
 
 STAGES.register("finetune")(
-    StageSpec(FinetuneConfig, references=("model", "data.source"), run=_run, description="base model + labelled data -> task bundle")
+    StageSpec(FinetuneConfig, references=("model", "data.source"), run=_run, config_for=_config_for,
+              description="base model + labelled data (texts or images) -> task bundle")
 )

@@ -121,7 +121,8 @@ def run_recipe(recipe: Recipe, *, workspace: Path | None = None, use_cache: bool
                 log(f"[{index}/{len(recipe.stages)}] {entry.name} ({entry.stage}): running")
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("default")
-                    result = entry.spec.run(entry.spec.config.model_validate(config), out, StageContext(run_dir, outputs, log))
+                    result = entry.spec.run(type(entry.config).model_validate(config), out,  # the model it validated with
+                                            StageContext(run_dir, outputs, log))
                 for warning in caught:
                     log(f"  warning: {warning.message}")
                 result_path, summary, is_cached = result.bundle, result.summary, False

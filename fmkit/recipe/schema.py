@@ -105,9 +105,14 @@ def validate_recipe(data: dict, path: Path) -> Recipe:
             if isinstance(value, str) and value not in seen and value in later:
                 errors.append(f"  {where}.{field_name}: stage {value!r} runs later; stages run in order")
         try:
-            config = spec.config.model_validate(raw)
+            config_model = spec.config_for(raw) if spec.config_for else spec.config
+        except BadInputError as error:
+            errors.append(f"  {where}: {error}")
+            continue
+        try:
+            config = config_model.model_validate(raw)
         except ValidationError as error:
-            detail = format_validation_error(error, spec.config, prefix=f"{where}.")
+            detail = format_validation_error(error, config_model, prefix=f"{where}.")
             errors.extend(detail.splitlines()[1:])
             seen.add(stage_name)
             continue

@@ -33,6 +33,8 @@ class StageSpec:
     produces_bundle: bool = True
     description: str = ""
     cacheable: bool = True  # False: the stage reads the whole run (e.g. report), so it always runs
+    # Picks the config model from the raw settings when it depends on them (finetune: text or image task).
+    config_for: Callable[[dict], type[BaseModel]] | None = None
 
 
 STAGES: Registry[StageSpec] = Registry("stage")

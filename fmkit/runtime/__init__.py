@@ -9,15 +9,20 @@ from fmkit.registry import Registry
 RUNTIMES: Registry = Registry("runtime backend")
 
 # backend -> module that registers it (imported only when used: each pulls in a heavy library)
-BACKEND_MODULES = {"torch": "fmkit.runtime.torch_runtime", "onnx": "fmkit.runtime.onnx_runtime"}
+BACKEND_MODULES = {"torch": "fmkit.runtime.torch_runtime", "onnx": "fmkit.runtime.onnx_runtime",
+                   "torch-image": "fmkit.runtime.image_runtime", "onnx-image": "fmkit.runtime.image_runtime"}
 
 
 def load_runtime(path, *, device: str = "auto", backend: str | None = None, **options):
-    """Open a bundle on its runtime (``backend=None``: the one its manifest names)."""
+    """Open a bundle on its runtime (``backend=None``: the one its manifest names, for its task:
+    ``runtime: torch`` runs a text bundle on "torch" and an image bundle on "torch-image")."""
     if backend is None:
         from fmkit.bundle import read_manifest
+        from fmkit.tasks import TASKS
 
-        backend = read_manifest(path).runtime
+        manifest = read_manifest(path)
+        suffix = TASKS.get(manifest.task).runtime_suffix if manifest.task in TASKS else ""
+        backend = manifest.runtime + suffix
     if backend in BACKEND_MODULES:
         importlib.import_module(BACKEND_MODULES[backend])
     return RUNTIMES.get(backend)(path, device=device, **options)

@@ -98,6 +98,12 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
     return factor
 
 
+def _examples_in(batch: dict) -> int:
+    """Rows of a batch for the samples/s figure: texts (input_ids) or images (pixel_values)."""
+    key = next((k for k in ("input_ids", "pixel_values") if k in batch), None)
+    return int(batch[key].shape[0]) if key else 0
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -205,7 +211,7 @@ def train(
                 (scaler.scale(scaled) if scaler else scaled).backward()
                 state["batch"] += 1
                 accumulated += 1
-                seen_examples += int(batch["input_ids"].shape[0]) if "input_ids" in batch else 0
+                seen_examples += _examples_in(batch)
                 running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
                 if accumulated == cfg.gradient_accumulation_steps or state["batch"] == len(batches):
                     accumulated = 0

@@ -39,21 +39,35 @@ OVERRIDES = {
     "threads": "train.num_threads",
     "max_length": "max_length",
     "dropout": "dropout",
+    "task": "task",
+    "image_size": "data.image_size",
+    "channels": "data.channels",
+    "input_size": "input_size",
+    "augment": "augment",
 }
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "finetune",
-        help="fine-tune a base model on labelled texts (full or LoRA; optionally DP-SGD)",
+        help="fine-tune a base model on labelled texts or images (full or LoRA; optionally DP-SGD)",
         description="Fine-tune a base model on a labelled text table and write an evaluated bundle "
-        "(a directory plain transformers loads, plus the fmkit.json manifest).",
-        epilog="example: fmkit finetune --model minilm --data reviews.csv --method lora --out models/reviews-lora",
+        "(a directory plain transformers loads, plus the fmkit.json manifest).\n\n"
+        "Images: --model cnn or efficientnet-lite0 with --data fashion-mnist, a folder with one subfolder of "
+        "images per class, IDX files (*-ubyte[.gz]) or a .npz (images, labels). The task (text or image "
+        "classification) follows from the model and data; --task sets it explicitly.",
+        epilog="examples:\n  fmkit finetune --model minilm --data reviews.csv --method lora --out models/reviews-lora\n"
+        "  fmkit finetune --model cnn --data fashion-mnist --out models/fashion-cnn\n"
+        "  fmkit finetune --model efficientnet-lite0 --data fashion-mnist --input-size 64 --out models/fashion-effnet\n"
+        "  fmkit finetune --model cnn --data photos/ --image-size 64 --channels 3 --out models/photos-cnn",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="bundle directory to create")
     parser.add_argument("--config", help="YAML with FinetuneConfig fields; flags override it")
-    parser.add_argument("--model", help="built-in name (minilm), local HF directory or bundle (default: minilm)")
+    parser.add_argument("--model", help="built-in name (minilm; images: cnn, efficientnet-lite0), local HF directory "
+                        "or bundle (default: minilm for text, cnn for images)")
+    parser.add_argument("--task", choices=["text-classification", "image-classification"],
+                        help="what the bundle does (default: inferred from --model and --data)")
     add_data_arguments(parser, required=False)
     data = parser.add_argument_group("data handling")
     data.add_argument("--format", choices=["auto", "csv", "tsv", "jsonl", "parquet"], help="file format (default: from suffix)")
@@ -62,6 +76,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     data.add_argument("--validation-fraction", type=float, help="held out for early stopping (default: 0.1)")
     data.add_argument("--test-fraction", type=float, help="held out for the final test (default: 0.1)")
     data.add_argument("--max-length", type=int, help="tokens per text; longer ones are truncated (default: 128)")
+    images = parser.add_argument_group("images (image-classification only)")
+    images.add_argument("--image-size", type=int, metavar="N",
+                        help="resize every image to NxN while reading (needed when images differ in size)")
+    images.add_argument("--channels", type=int, choices=[1, 3],
+                        help="convert images to 1 (grayscale) or 3 (RGB) channels (needed when they mix)")
+    images.add_argument("--input-size", type=int, metavar="N", help="pixels per side the network sees, resized inside "
+                        "the model (default: cnn the image size, efficientnet-lite0 224; 64-96 is cheaper for 28x28)")
+    images.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="random crop + horizontal flip of training batches (default: on; --no-augment: off)")
     method = parser.add_argument_group("method")
     method.add_argument("--method", help="full or lora (default: full)")
     method.add_argument("--lora-r", type=int, help="LoRA rank (default: 8)")
@@ -99,7 +122,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def build_config(args):
     from fmkit.errors import BadInputError
-    from fmkit.finetune import FinetuneConfig
+    from fmkit.tasks import TASKS, finetune_config, task_of_settings
 
     settings: dict = {}
     if args.config:
@@ -127,17 +150,18 @@ def build_config(args):
     elif dp_flags and not privacy_in_file:
         raise BadInputError(f"{', '.join(dp_flags)} only apply to DP training; add --privacy dp")
     if "data" not in settings:
-        raise BadInputError("no data: pass --data FILE (or a built-in dataset such as rotten-tomatoes)")
-    return FinetuneConfig.model_validate(settings)
+        raise BadInputError("no data: pass --data FILE (or a built-in dataset such as rotten-tomatoes or fashion-mnist)")
+    args.config_model = TASKS.get(task_of_settings(settings)).get("finetune_config")  # for did-you-mean hints
+    return finetune_config(settings)
 
 
 def run(args) -> int:
     from fmkit.finetune import FinetuneConfig
+    from fmkit.tasks import TASKS, task_of_config
 
     args.config_model = FinetuneConfig
     cfg = build_config(args)
-    from fmkit.finetune.stage import run_finetune
-
+    run_finetune = TASKS.get(task_of_config(cfg)).get("finetune")
     manifest = run_finetune(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                             keep_checkpoints=args.keep_checkpoints)
     if args.json:

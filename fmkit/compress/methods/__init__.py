@@ -29,23 +29,9 @@ class CompressContext:
     def data(self):
         """The parent's training data (calibration samples, distillation), loaded once."""
         if self._data is None:
-            from fmkit.data import DataConfig, load_text_classification
+            from fmkit.compress.tasks import compress_hooks
 
-            from fmkit.errors import BadInputError
-
-            config = self.manifest.data.get("config")
-            if not config:
-                raise BadInputError(f"{self.parent} does not record its training data; compression needs it")
-            if self.data_source is not None:
-                config = {**config, "source": self.data_source}
-            data = load_text_classification(DataConfig.model_validate(config))
-            expected = self.manifest.data.get("fingerprint")
-            if expected and data.fingerprint != expected:
-                raise BadInputError(
-                    f"{config['source']} is not the data {self.parent} was trained on (fingerprint "
-                    f"{data.fingerprint[:19]}... vs {expected[:19]}...); compression calibrates, distils and "
-                    "tests on the parent's own splits, so pass that data (or omit --data)")
-            self._data = data
+            self._data = compress_hooks(self.manifest).load_data(self)  # texts or images, by the bundle's task
         return self._data
 
     def load_torch_model(self):
@@ -62,6 +48,7 @@ class CompressMethod:
     description: str
     accepts_onnx: bool = False  # can start from an fp32 ONNX parent (e.g. a structurally pruned one)
     quantizes: bool = False  # its output must not be quantized again
+    tasks: tuple[str, ...] = ("text-classification",)  # bundle tasks it can compress
 
 
 COMPRESS_METHODS: Registry[CompressMethod] = Registry("compression method")

@@ -8,7 +8,6 @@ float) until the budget holds, as Intel Neural Compressor's accuracy-driven tuni
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -16,33 +15,31 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext, CompressMethod
-from fmkit.compress.methods.quantize_dynamic import export_fp32, parent_onnx
-
-_LAYER = re.compile(r"layer\.(\d+)/")
+from fmkit.compress.methods.quantize_dynamic import parent_onnx
 
 
 class QuantizeStaticOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["quantize-static"] = "quantize-static"
-    calibration_samples: int = Field(128, ge=16, description="training texts used to calibrate activation ranges")
+    calibration_samples: int = Field(128, ge=16, description="training texts (or images) used to calibrate "
+                                                            "activation ranges")
     per_channel: bool = Field(True, description="one weight scale per output channel")
     fallback: bool = Field(True, description="put the most sensitive blocks back into float until the budget holds")
     validation_samples: int = Field(400, ge=50, description="validation texts used by the fallback's accuracy check")
     opset: int = Field(17, ge=13)
 
 
-def node_groups(model_path: Path) -> dict[str, list[str]]:
-    """Quantizable nodes grouped by transformer block (layer.N), embeddings, and head."""
+def node_groups(model_path: Path, hooks) -> dict[str, list[str]]:
+    """Quantizable nodes grouped by block: transformer layer.N, embeddings and head for text; the
+    network's top-level blocks for images (``hooks.group_of``)."""
     import onnx
 
+    kinds = set(hooks.static_op_types) | {"Add", "Mul"}
     groups: dict[str, list[str]] = {}
     for node in onnx.load(str(model_path), load_external_data=False).graph.node:
-        if node.op_type not in ("MatMul", "Gemm", "Gather", "Add", "Mul"):
-            continue
-        match = _LAYER.search(node.name)
-        group = f"layer.{match.group(1)}" if match else ("embeddings" if "embeddings" in node.name else "head")
-        groups.setdefault(group, []).append(node.name)
+        if node.op_type in kinds:
+            groups.setdefault(hooks.group_of(node.name), []).append(node.name)
     return groups
 
 
@@ -69,12 +66,13 @@ def _accuracy(model_path: Path, batches, labels) -> float:
     return float((predicted == labels).mean())
 
 
-def _quantize(fp32: Path, out: Path, calibration, options: QuantizeStaticOptions, exclude: list[str]) -> Path:
+def _quantize(fp32: Path, out: Path, calibration, options: QuantizeStaticOptions, exclude: list[str],
+              op_types=("MatMul", "Gemm", "Gather")) -> Path:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     quantize_static(str(fp32), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ,
                     per_channel=options.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=exclude, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+                    nodes_to_exclude=exclude, op_types_to_quantize=list(op_types))
     return out
 
 
@@ -92,27 +90,22 @@ def _numpy_batches(context, tokenizer, texts, batch_size=32):
 def apply(context: CompressContext, options: QuantizeStaticOptions, directory: Path) -> dict:
     import shutil
 
-    import numpy as np
-    from transformers import AutoTokenizer
-
-    from fmkit.compress.files import calibration_batches, copy_support_files
+    from fmkit.compress.files import copy_support_files
+    from fmkit.compress.tasks import compress_hooks
     from fmkit.export.onnx import ONNX_FILE
 
-    tokenizer = AutoTokenizer.from_pretrained(str(context.parent))
-    calibration = [{k: v.numpy() for k, v in b.items()}
-                   for b in calibration_batches(context, tokenizer, options.calibration_samples)]
-    texts, labels = context.data.split("validation")
-    chosen = np.random.default_rng(context.seed).permutation(len(texts))[:options.validation_samples]
-    order, validation = _numpy_batches(context, tokenizer, [texts[i] for i in chosen])
-    label_ids = np.array([context.manifest.labels.index(labels[chosen[i]]) for i in order])
+    hooks = compress_hooks(context.manifest)  # texts or images, by the parent's task
+    calibration = hooks.calibration_feeds(context, options.calibration_samples)
+    validation, label_ids = hooks.validation_feeds(context, options.validation_samples)
+    op_types = hooks.static_op_types
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        fp32 = parent_onnx(context) or export_fp32(context, work, options.opset)
+        fp32 = parent_onnx(context) or hooks.export_fp32(context, work, options.opset)
         reference = _accuracy(fp32, validation, label_ids)
-        groups = node_groups(fp32)
+        groups = node_groups(fp32, hooks)
         excluded: list[str] = []
-        candidate = _quantize(fp32, work / "q.onnx", calibration, options, excluded)
+        candidate = _quantize(fp32, work / "q.onnx", calibration, options, excluded, op_types)
         accuracy = _accuracy(candidate, validation, label_ids)
         drop = lambda value: 100 * (reference - value)  # noqa: E731
         trials = [{"float_groups": [], "validation_accuracy": accuracy}]
@@ -120,13 +113,14 @@ def apply(context: CompressContext, options: QuantizeStaticOptions, directory: P
             context.log(f"static INT8 loses {drop(accuracy):.2f} validation points; measuring block sensitivity")
             sensitivity = {}
             for name, nodes in groups.items():
-                trial = _quantize(fp32, work / f"s-{name}.onnx", calibration, options, nodes)
+                trial = _quantize(fp32, work / f"s-{name}.onnx", calibration, options, nodes, op_types)
                 sensitivity[name] = _accuracy(trial, validation, label_ids)
             float_groups: list[str] = []
             for name in sorted(sensitivity, key=sensitivity.get, reverse=True):
                 float_groups.append(name)
                 excluded = [n for g in float_groups for n in groups[g]]
-                candidate = _quantize(fp32, work / f"f{len(float_groups)}.onnx", calibration, options, excluded)
+                candidate = _quantize(fp32, work / f"f{len(float_groups)}.onnx", calibration, options, excluded,
+                                      op_types)
                 accuracy = _accuracy(candidate, validation, label_ids)
                 trials.append({"float_groups": list(float_groups), "validation_accuracy": accuracy})
                 context.log(f"  {', '.join(float_groups)} in float: {drop(accuracy):.2f} points lost")
@@ -142,4 +136,5 @@ def apply(context: CompressContext, options: QuantizeStaticOptions, directory: P
 
 COMPRESS_METHODS.register("quantize-static")(CompressMethod(
     QuantizeStaticOptions, apply, runtime="onnx", accepts_onnx=True, quantizes=True,
+    tasks=("text-classification", "image-classification"),
     description="INT8 static QDQ, per-channel, calibrated, accuracy-aware fallback (ONNX Runtime)"))

@@ -1,0 +1,118 @@
+"""What compression needs from a task: its data, its ONNX graph, its calibration inputs, its test.
+
+``quantize-dynamic`` and ``quantize-static`` are written once against :class:`CompressHooks`;
+each task (``fmkit.tasks.TASKS``) names its hooks: text here, images in fmkit/compress/images.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+_LAYER = re.compile(r"layer\.(\d+)/")
+
+
+@dataclass(frozen=True)
+class CompressHooks:
+    load_data: Callable  # (context) -> the parent's training data, fingerprint-checked
+    test_inputs: Callable  # (context) -> (inputs, labels) of the parent's own test split
+    evaluate_variant: Callable  # (bundle path, inputs, labels, label names) -> metrics
+    measure: Callable  # (bundle path, inputs, MeasureConfig) -> figures for manifest.benchmarks
+    export_fp32: Callable  # (context, directory, opset) -> fp32 ONNX path, parity-checked
+    calibration_feeds: Callable  # (context, samples) -> [ONNX Runtime feed dicts] from the training split
+    validation_feeds: Callable  # (context, samples) -> ([feeds], label ids) from the validation split
+    static_op_types: tuple[str, ...]  # what static INT8 quantizes
+    group_of: Callable[[str], str]  # ONNX node name -> the block it belongs to (accuracy fallback unit)
+
+
+def compress_hooks(manifest) -> CompressHooks:
+    from fmkit.tasks import TASKS
+
+    return TASKS.get(manifest.task).get("compress")
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+def _text_data(context):
+    from fmkit.data import DataConfig, load_text_classification
+    from fmkit.errors import BadInputError
+
+    config = context.manifest.data.get("config")
+    if not config:
+        raise BadInputError(f"{context.parent} does not record its training data; compression needs it")
+    if context.data_source is not None:
+        config = {**config, "source": context.data_source}
+    data = load_text_classification(DataConfig.model_validate(config))
+    check_fingerprint(context, data, config["source"])
+    return data
+
+
+def check_fingerprint(context, data, source: str) -> None:
+    from fmkit.errors import BadInputError
+
+    expected = context.manifest.data.get("fingerprint")
+    if expected and data.fingerprint != expected:
+        raise BadInputError(
+            f"{source} is not the data {context.parent} was trained on (fingerprint "
+            f"{data.fingerprint[:19]}... vs {expected[:19]}...); compression calibrates, distils and "
+            "tests on the parent's own splits, so pass that data (or omit --data)")
+
+
+def _text_export(context, directory: Path, opset: int) -> Path:
+    from fmkit.compress.methods.quantize_dynamic import export_fp32
+
+    return export_fp32(context, directory, opset)
+
+
+def _text_calibration(context, samples: int):
+    from transformers import AutoTokenizer
+
+    from fmkit.compress.files import calibration_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(str(context.parent))
+    return [{k: v.numpy() for k, v in b.items()} for b in calibration_batches(context, tokenizer, samples)]
+
+
+def _text_validation(context, samples: int):
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from fmkit.compress.methods.quantize_static import _numpy_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(str(context.parent))
+    texts, labels = context.data.split("validation")
+    chosen = np.random.default_rng(context.seed).permutation(len(texts))[:samples]
+    order, batches = _numpy_batches(context, tokenizer, [texts[i] for i in chosen])
+    return batches, np.array([context.manifest.labels.index(labels[chosen[i]]) for i in order])
+
+
+def _text_group(node_name: str) -> str:
+    match = _LAYER.search(node_name)
+    return f"layer.{match.group(1)}" if match else ("embeddings" if "embeddings" in node_name else "head")
+
+
+def _text_test(context):
+    from fmkit.compress.stage import test_texts
+
+    return test_texts(context)
+
+
+def _text_evaluate(path, texts, labels, label_names):
+    from fmkit.compress.stage import evaluate_variant
+
+    return evaluate_variant(path, texts, labels, label_names)
+
+
+def _text_measure(path, texts, measure):
+    from fmkit.runtime.measure import measure_bundle
+
+    return measure_bundle(path, texts, threads=measure.threads, latency_samples=measure.latency_samples,
+                          throughput_batch=measure.throughput_batch)
+
+
+TEXT_HOOKS = CompressHooks(
+    load_data=_text_data, test_inputs=_text_test, evaluate_variant=_text_evaluate, measure=_text_measure,
+    export_fp32=_text_export, calibration_feeds=_text_calibration, validation_feeds=_text_validation,
+    static_op_types=("MatMul", "Gemm", "Gather"), group_of=_text_group)

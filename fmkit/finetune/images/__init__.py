@@ -1,0 +1,1 @@
+"""Image fine-tuning: an image model + labelled images -> an evaluated image-classification bundle."""
