@@ -350,3 +350,20 @@ def test_minilm_domain_adaptive_pretraining_on_headlines(tmp_path):
     assert "cls.predictions.transform.dense.weight" in manifest.training["mlm_head_created"]
     assert manifest.metrics["heldout"]["masked_tokens"] > 100
     assert manifest.data["documents"] == 4080
+
+
+def test_recipe_cache_key_follows_the_corpus_content(tmp_path):
+    """A pretrain stage reruns when a corpus file changes, even at the same path."""
+    from fmkit.recipe.runner import stage_cache_key
+    from fmkit.recipe.schema import StageEntry
+    from fmkit.recipe.stages import load_stages
+
+    spec = load_stages().get("pretrain")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one document\n", encoding="utf-8")
+    config = {"corpus": [str(corpus), "headlines"], "size": "tiny"}
+    entry = StageEntry("p", "pretrain", spec, tiny_config(corpus=[str(corpus)]))
+    before = stage_cache_key(entry, config)
+    assert stage_cache_key(entry, config) == before
+    corpus.write_text("another document\n", encoding="utf-8")
+    assert stage_cache_key(entry, config) != before

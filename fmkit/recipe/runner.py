@@ -43,6 +43,10 @@ def input_digest(value: str) -> str:
         return read_manifest(path).content_digest
     if path.is_file():
         return "sha256:" + sha256_file(path)
+    if path.is_dir():  # e.g. a folder of corpus files or images: every file by content
+        from fmkit.bundle.store import content_digest, file_digests
+
+        return content_digest(file_digests(path))
     if value in BUILTIN_DATASETS:
         return f"builtin:{value}"
     return f"name:{value}"
@@ -55,9 +59,11 @@ def stage_cache_key(entry: StageEntry, config: dict) -> str:
     or a data file that was moved still hits the cache.
     """
     identity = json.loads(json.dumps(config))
-    for key in ("model", "bundle", "source"):
+    for key in ("model", "bundle", "source", "from_model"):
         if isinstance(identity.get(key), str):
             identity[key] = input_digest(identity[key])
+    if isinstance(identity.get("corpus"), list):  # pretraining text: each file by content
+        identity["corpus"] = [input_digest(v) if isinstance(v, str) else v for v in identity["corpus"]]
     data = identity.get("data")
     if isinstance(data, dict) and isinstance(data.get("source"), str):
         data["source"] = input_digest(data["source"])
