@@ -414,7 +414,7 @@ def test_runtime_takes_arrays_and_refuses_the_other_task(image_bundle, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["quantize-dynamic", "quantize-static"])
+@pytest.mark.parametrize("method", ["quantize-dynamic", "quantize-static", "export-onnx"])
 def test_quantized_variants_are_evaluated_and_predict(image_bundle, tmp_path, method, capsys):
     import fmkit
 
@@ -435,4 +435,4 @@ def test_quantized_variants_are_evaluated_and_predict(image_bundle, tmp_path, me
 def test_text_only_compression_refuses_image_bundles(image_bundle, tmp_path, capsys):
     assert cli(["compress", str(image_bundle), "--method", "distill", "--out", str(tmp_path / "d")]) == 2
     assert ("is an image-classification bundle; distill compresses text-classification bundles. For "
-            "image-classification: quantize-dynamic, quantize-static") in capsys.readouterr().err
+            "image-classification: export-onnx, quantize-dynamic, quantize-static") in capsys.readouterr().err

@@ -28,7 +28,9 @@ def run(args) -> int:
         return 1 if problems else 0
     print(f"bundle        {args.bundle}")
     print(f"task          {manifest.task}  labels: {', '.join(manifest.labels)}")
-    print(f"base model    {manifest.base_model.get('name')}  ({manifest.base_model.get('digest', '')[:23]}...)")
+    base_digest = manifest.base_model.get("digest")  # None for a network trained from random init
+    print(f"base model    {manifest.base_model.get('name')}  "
+          f"({base_digest[:23] + '...' if base_digest else manifest.base_model.get('weights', 'no digest')})")
     print(f"digest        {manifest.content_digest}")
     print(f"fmkit         {manifest.fmkit_version} (schema {manifest.schema_version})")
     if manifest.data:

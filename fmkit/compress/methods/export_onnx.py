@@ -10,7 +10,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext, CompressMethod
-from fmkit.compress.methods.quantize_dynamic import export_fp32
 
 
 class ExportOnnxOptions(BaseModel):
@@ -22,8 +21,10 @@ class ExportOnnxOptions(BaseModel):
 
 def apply(context: CompressContext, options: ExportOnnxOptions, directory: Path) -> dict:
     from fmkit.compress.files import copy_support_files
+    from fmkit.compress.tasks import compress_hooks
     from fmkit.export.onnx import ONNX_FILE
 
+    export_fp32 = compress_hooks(context.manifest).export_fp32  # text or image graph, by the parent's task
     with tempfile.TemporaryDirectory() as work:
         shutil.move(str(export_fp32(context, Path(work), options.opset)), str(directory / ONNX_FILE))
     copy_support_files(context.parent, directory)
@@ -31,4 +32,5 @@ def apply(context: CompressContext, options: ExportOnnxOptions, directory: Path)
 
 
 COMPRESS_METHODS.register("export-onnx")(CompressMethod(
-    ExportOnnxOptions, apply, runtime="onnx", description="fp32 ONNX for ONNX Runtime (parity-checked)"))
+    ExportOnnxOptions, apply, runtime="onnx", description="fp32 ONNX for ONNX Runtime (parity-checked)",
+    tasks=("text-classification", "image-classification")))

@@ -19,7 +19,9 @@ from fmkit.models.images.preprocess import Conv2d, ImageClassifier, Preprocess
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, width/depth 1.0
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
-BN = dict(eps=1e-3, momentum=0.01)  # TF's batch-norm settings (decay 0.99)
+# TF's epsilon; PyTorch's momentum 0.1 rather than TF's decay 0.99 (momentum 0.01): fine-tuning on a
+# new domain must move the ImageNet running statistics within tens of steps, not hundreds.
+BN = dict(eps=1e-3, momentum=0.1)
 IMAGENET_CLASSES = 1000
 EXPECTED_KEYS = 296
 
