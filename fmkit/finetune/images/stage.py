@@ -90,8 +90,6 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
     out = Path(out)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
-    if hooks is not None:
-        raise BadInputError("image fine-tuning takes no training hooks (DP-SGD is text-only for now)")
     started = time.time()
     data = data or load_image_classification(cfg.data)
     model, config, base_record = build_model(cfg, data)
@@ -115,7 +113,7 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
     checkpoints = checkpoint_dir_for(out)
     result = train(model, batches, cfg.train, loss_fn=image_loss,
                    evaluate_fn=(lambda m: _headline(evaluate_split("validation")(m))) if has_validation else None,
-                   checkpoint_dir=checkpoints, resume=resume)
+                   checkpoint_dir=checkpoints, resume=resume, hooks=hooks)
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
     model.cpu().eval()
 
