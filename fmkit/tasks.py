@@ -88,3 +88,17 @@ def bundle_task(path: str | Path) -> str | None:
         return json.loads(manifest.read_text(encoding="utf-8")).get("task")
     except (OSError, ValueError):
         raise BadInputError(f"{manifest} is not valid JSON; the bundle is damaged") from None
+
+
+def task_of_bundle(path: str | Path, task: str) -> Task:
+    """The task entry that evaluates or compresses the bundle at ``path`` (its manifest says ``task``).
+
+    A masked-LM base model (``fmkit pretrain``) has no labels to evaluate or budget against:
+    the error says to fine-tune it first.
+    """
+    if task == "masked-lm":
+        raise BadInputError(
+            f"{path} is a masked-LM base model (made by `fmkit pretrain`): it has no labels to evaluate, compress "
+            f"against or serve. Fine-tune it first: fmkit finetune --model {path} --data DATA --out OUT"
+        )
+    return TASKS.get(task)

@@ -367,3 +367,20 @@ def test_recipe_cache_key_follows_the_corpus_content(tmp_path):
     assert stage_cache_key(entry, config) == before
     corpus.write_text("another document\n", encoding="utf-8")
     assert stage_cache_key(entry, config) != before
+
+
+def test_evaluate_and_compress_say_to_finetune_a_masked_lm_bundle_first(corpus_file, tmp_path):
+    from fmkit.cli.main import main
+
+    base = tmp_path / "base"
+    assert main(["pretrain", "--corpus", str(corpus_file), "--size", "tiny", "--vocab-size", "200", "--min-frequency",
+                 "1", "--seq-length", "32", "--max-steps", "2", "--precision", "fp32", "--no-progress",
+                 "--out", str(base)]) == 0
+    for command in (["evaluate", str(base)], ["compress", str(base), "--method", "quantize-dynamic", "--out",
+                                               str(tmp_path / "q")], ["predict", str(base), "a film"]):
+        with pytest.raises(BadInputError, match="masked-LM base model.*fmkit finetune --model"):
+            from fmkit.cli.main import build_parser
+
+            args = build_parser().parse_args(command)
+            args.handler(args)
+    assert not (tmp_path / "q").exists()

@@ -63,6 +63,9 @@ def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_name
 def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: bool = False, log=print) -> Manifest:
     bundle, out = Path(bundle), Path(out)
     parent = read_manifest(bundle)
+    from fmkit.tasks import task_of_bundle
+
+    task_of_bundle(bundle, parent.task)  # a masked-LM base model: "fine-tune it first"
     method = COMPRESS_METHODS.get(cfg.method_name)
     check_parent(parent, method, cfg.method_name, bundle)
     if out.exists() and not overwrite:

@@ -60,9 +60,9 @@ def resolve_split_indices(bundle: Path, data, split: str) -> list[int] | None:
 def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
     """Metrics of ``bundle`` on a split, by the evaluator of the bundle's task (text, images)."""
     from fmkit.bundle import read_manifest
-    from fmkit.tasks import TASKS
+    from fmkit.tasks import task_of_bundle
 
-    return TASKS.get(read_manifest(bundle).task).get("evaluate")(bundle, cfg, record=record)
+    return task_of_bundle(bundle, read_manifest(bundle).task).get("evaluate")(bundle, cfg, record=record)
 
 
 def evaluate_text_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
