@@ -31,12 +31,16 @@ def main() -> int:
     parser.add_argument("--model", choices=sorted(RUNS), required=True)
     parser.add_argument("--work", default="bench-out", help="folder for the bundles")
     parser.add_argument("--max-rows", type=int, help="a stratified sample (smoke test of this script)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores; on a machine another job keeps "
+                        "busy, 1 thread avoids OpenMP's oversubscription collapse)")
     args = parser.parse_args()
     out = Path(args.work) / f"fashion-{args.model}"
     command = ["fmkit", "finetune", "--model", args.model, "--data", "fashion-mnist", "--out", str(out),
                "--overwrite", "--no-progress", *RUNS[args.model]]
     if args.max_rows:
         command += ["--max-rows", str(args.max_rows)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     print(" ".join(command), file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "fmkit", *command[1:]], check=True)
     manifest = json.loads((out / "fmkit.json").read_text())
