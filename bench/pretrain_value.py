@@ -75,10 +75,12 @@ def main() -> int:
     parser.add_argument("--size", default="mini")
     parser.add_argument("--pretrain-tokens", type=int, default=6_000_000)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
+    parser.add_argument("--pretrain-batch-size", type=int, default=64, help="sequences of 128 tokens per step")
     parser.add_argument("--finetune-lr", type=float, default=1e-4, help="for the small BERTs (a) and (b)")
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--minilm-epochs", type=int, default=2)
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--skip-random", action="store_true", help="skip (a), e.g. when only the pretraining changed")
     parser.add_argument("--keep", help="keep the bundles in this directory")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -95,16 +97,17 @@ def main() -> int:
         base = work / f"base-{args.size}"
         manifest = run_pretrain(PretrainConfig(
             corpus=[str(corpus)], size=args.size, max_tokens=args.pretrain_tokens,
-            train={"epochs": 1000, "batch_size": 64, "learning_rate": args.pretrain_lr, "seed": args.seed,
+            train={"epochs": 1000, "batch_size": args.pretrain_batch_size, "learning_rate": args.pretrain_lr, "seed": args.seed,
                    "progress": False, "early_stopping_patience": None, "eval_every_steps": 200}), base, overwrite=True)
         results["pretrain"] = {"seconds": round(time.perf_counter() - started, 1), **manifest.metrics["heldout"],
                                "tokens": manifest.training["tokens_seen"],
                                "tokens_per_second": manifest.training["tokens_per_second"],
                                "parameters": manifest.training["parameters"]}
-        random_dir = work / f"random-{args.size}"
-        random_init_copy(base, random_dir, args.seed)
-        results["a_random_init"] = finetune(str(random_dir), work / "reviews-random", args, args.finetune_lr,
-                                            args.finetune_epochs)
+        if not args.skip_random:
+            random_dir = work / f"random-{args.size}"
+            random_init_copy(base, random_dir, args.seed)
+            results["a_random_init"] = finetune(str(random_dir), work / "reviews-random", args, args.finetune_lr,
+                                                args.finetune_epochs)
         results["b_fmkit_pretrained"] = finetune(str(base), work / "reviews-pretrained", args, args.finetune_lr,
                                                  args.finetune_epochs)
         if not args.skip_minilm:
