@@ -51,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="masked-LM pretraining on your text: a new BERT from scratch, or continue an existing model",
         description="Pretrain a BERT with masked-language modelling on a text corpus and write a base bundle "
         "(task masked-lm) that `fmkit finetune --model` starts from. Trains a WordPiece tokenizer for a new model; "
-        "packs the corpus into full-length sequences; masks 15%% of tokens (80%% [MASK], 10%% random, 10%% kept); "
+        "packs the corpus into full-length sequences; masks 15% of tokens (80% [MASK], 10% random, 10% kept); "
         "reports masked-token accuracy and perplexity on held-out documents.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
