@@ -48,6 +48,21 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def read_config_file(path: str | None) -> dict:
+    """The settings in a ``--config`` YAML file (empty without one); a missing file is bad input."""
+    if not path:
+        return {}
+    import yaml
+
+    from fmkit.errors import BadInputError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise BadInputError(f"--config {path} does not exist") from None
+
+
 def set_nested(target: dict, dotted: str, value) -> None:
     parts = dotted.split(".")
     for part in parts[:-1]:

@@ -22,12 +22,10 @@ def image_data_config(bundle_data: dict, source: str | None):
 
 
 def evaluate_image_bundle(bundle: Path, cfg, *, record: bool = True) -> dict:
-    from fmkit.bundle import read_manifest, update_manifest
-    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.bundle import read_manifest
     from fmkit.data.images import load_image_classification
     from fmkit.evaluate.metrics import metrics_from_logits
-    from fmkit.evaluate.plots import plot_confusion_matrix
-    from fmkit.evaluate.stage import resolve_split_indices
+    from fmkit.evaluate.stage import record_metrics, resolve_split_indices
     from fmkit.runtime import load_runtime
 
     bundle = Path(bundle)
@@ -51,8 +49,5 @@ def evaluate_image_bundle(bundle: Path, cfg, *, record: bool = True) -> dict:
     metrics = metrics_from_logits(runtime.iter_logits(images, cfg.batch_size), labels, manifest.labels)
     metrics["data_fingerprint"] = data.fingerprint
     if record:
-        key = cfg.split if data.fingerprint == manifest.data.get("fingerprint") else f"{cfg.split}@{data.fingerprint[7:19]}"
-        update_manifest(bundle, lambda m: m.metrics.__setitem__(key, metrics))
-        plot_confusion_matrix(metrics["confusion_matrix"], bundle / REPORTS_DIR / f"confusion_{key}.png",
-                              f"{bundle.name}: {key}")
+        record_metrics(bundle, manifest, cfg.split, metrics)
     return metrics

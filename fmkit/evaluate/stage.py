@@ -57,6 +57,20 @@ def resolve_split_indices(bundle: Path, data, split: str) -> list[int] | None:
     return data.splits[split]
 
 
+def record_metrics(bundle: Path, manifest, split: str, metrics: dict) -> None:
+    """Store ``metrics`` in the manifest under the split (suffixed with the data's fingerprint when it is not
+    the training data) and draw its confusion matrix."""
+    from fmkit.bundle import update_manifest
+    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.evaluate.plots import plot_confusion_matrix
+
+    fingerprint = metrics["data_fingerprint"]
+    key = split if fingerprint == manifest.data.get("fingerprint") else f"{split}@{fingerprint[7:19]}"
+    update_manifest(bundle, lambda m: m.metrics.__setitem__(key, metrics))
+    plot_confusion_matrix(metrics["confusion_matrix"], Path(bundle) / REPORTS_DIR / f"confusion_{key}.png",
+                          f"{Path(bundle).name}: {key}")
+
+
 def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
     """Metrics of ``bundle`` on a split, by the evaluator of the bundle's task (text, images)."""
     from fmkit.bundle import read_manifest
@@ -66,10 +80,8 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
 
 
 def evaluate_text_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
-    from fmkit.bundle import read_manifest, update_manifest
-    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.bundle import read_manifest
     from fmkit.data import load_text_classification
-    from fmkit.evaluate.plots import plot_confusion_matrix
     from fmkit.runtime import load_runtime
     from fmkit.evaluate.metrics import metrics_from_logits
 
@@ -97,8 +109,5 @@ def evaluate_text_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = Tr
     metrics["data_fingerprint"] = data.fingerprint
     metrics["truncated_texts"] = encoded.truncated
     if record:
-        key = cfg.split if data.fingerprint == manifest.data.get("fingerprint") else f"{cfg.split}@{data.fingerprint[7:19]}"
-        update_manifest(bundle, lambda m: m.metrics.__setitem__(key, metrics))
-        plot_confusion_matrix(metrics["confusion_matrix"], bundle / REPORTS_DIR / f"confusion_{key}.png",
-                              f"{bundle.name}: {key}")
+        record_metrics(bundle, manifest, cfg.split, metrics)
     return metrics

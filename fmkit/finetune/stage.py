@@ -71,11 +71,8 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
 def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
                  keep_checkpoints: bool = False, data: TextClassificationData | None = None, hooks=None) -> Manifest:
     """Fine-tune ``cfg.model`` on ``cfg.data`` and write the bundle ``out``."""
-    from fmkit.bundle.store import REPORTS_DIR
     from fmkit.data.batching import ClassificationBatches, encode_texts
     from fmkit.errors import BadInputError
-    from fmkit.evaluate.plots import plot_confusion_matrix
-    from fmkit.fileio import write_json_atomic
     from fmkit.runtime.inference import stream_metrics
     from fmkit.train import train
     from fmkit.train.precision import select_device
@@ -169,16 +166,25 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
     def write_files(directory: Path) -> None:
         manifest.training.update(method.save(model, directory, cfg.method))
         tokenizer.save_pretrained(str(directory))
-        write_json_atomic(directory / SPLIT_FILE, {"fingerprint": data.fingerprint, "seed": cfg.data.seed,
-                                                   "indices": data.splits})
-        for name, split_metrics in metrics.items():
-            plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
-                                  f"{out.name}: {name}")
+        write_split_and_confusion(directory, data, cfg.data.seed, metrics, out.name)
 
     manifest = write_bundle(out, manifest, write_files, overwrite=overwrite)
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return manifest
+
+
+def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: dict, title: str) -> None:
+    """The bundle's ``split.json`` (indices + data fingerprint) and a confusion-matrix PNG per evaluated split."""
+    from fmkit.bundle.store import REPORTS_DIR
+    from fmkit.evaluate.plots import plot_confusion_matrix
+    from fmkit.fileio import write_json_atomic
+
+    write_json_atomic(directory / SPLIT_FILE, {"fingerprint": data.fingerprint, "seed": split_seed,
+                                               "indices": data.splits})
+    for name, split_metrics in metrics.items():
+        plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
+                              f"{title}: {name}")
 
 
 def _headline(metrics: dict) -> dict:

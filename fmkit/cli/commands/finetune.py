@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_data_arguments, add_json_flag, format_metrics_table, print_json, set_nested
+from fmkit.cli.common import add_data_arguments, add_json_flag, format_metrics_table, print_json, read_config_file, set_nested
 
 # CLI flag -> dotted key in FinetuneConfig; only flags the user gave override the config file.
 OVERRIDES = {
@@ -124,15 +124,7 @@ def build_config(args):
     from fmkit.errors import BadInputError
     from fmkit.tasks import TASKS, finetune_config, task_of_settings
 
-    settings: dict = {}
-    if args.config:
-        import yaml
-
-        try:
-            with open(args.config, encoding="utf-8") as handle:
-                settings = yaml.safe_load(handle) or {}
-        except FileNotFoundError:
-            raise BadInputError(f"--config {args.config} does not exist") from None
+    settings = read_config_file(args.config)
     method = settings.get("method")
     if isinstance(method, str):
         settings["method"] = {"name": method}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, print_json, set_nested
+from fmkit.cli.common import add_json_flag, print_json, read_config_file, set_nested
 
 # CLI flag -> dotted key in PretrainConfig; only flags the user gave override the config file.
 OVERRIDES = {
@@ -97,15 +97,7 @@ def build_config(args):
     from fmkit.errors import BadInputError
     from fmkit.pretrain import PretrainConfig
 
-    settings: dict = {}
-    if args.config:
-        import yaml
-
-        try:
-            with open(args.config, encoding="utf-8") as handle:
-                settings = yaml.safe_load(handle) or {}
-        except FileNotFoundError:
-            raise BadInputError(f"--config {args.config} does not exist") from None
+    settings = read_config_file(args.config)
     for flag, key in OVERRIDES.items():
         value = getattr(args, flag)
         if value is not None:

@@ -76,13 +76,11 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
     """Fine-tune ``cfg.model`` on ``cfg.data`` and write the image bundle ``out``."""
     from safetensors.torch import save_model
 
-    from fmkit.bundle.store import REPORTS_DIR
     from fmkit.data.images import load_image_classification
     from fmkit.errors import BadInputError
-    from fmkit.evaluate.plots import plot_confusion_matrix
     from fmkit.fileio import write_json_atomic
     from fmkit.finetune.images.batches import ImageBatches, image_loss, image_metrics
-    from fmkit.finetune.stage import checkpoint_dir_for
+    from fmkit.finetune.stage import _headline, checkpoint_dir_for, write_split_and_confusion
     from fmkit.models.images import CONFIG_FILE, IMAGE_MODELS, WEIGHTS_FILE
     from fmkit.train import train
     from fmkit.train.precision import select_device
@@ -133,17 +131,10 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
     def write_files(directory: Path) -> None:
         save_model(model, str(directory / WEIGHTS_FILE))
         write_json_atomic(directory / CONFIG_FILE, config)
-        write_json_atomic(directory / SPLIT_FILE, {"fingerprint": data.fingerprint, "seed": cfg.data.seed,
-                                                   "indices": data.splits})
-        for name, split_metrics in metrics.items():
-            plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
-                                  f"{out.name}: {name}")
+        write_split_and_confusion(directory, data, cfg.data.seed, metrics, out.name)
 
     manifest = write_bundle(out, manifest, write_files, overwrite=overwrite)
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return manifest
 
-
-def _headline(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("accuracy", "macro_f1", "log_loss")}
