@@ -41,8 +41,6 @@ def documents(corpus: str) -> list[str]:
 
 def heldout_batches(tokenizer, texts: list[str], limit: int = 600) -> list[dict]:
     """Held-out documents, one per sequence, masked once with a fixed seed (the same for both sides)."""
-    import torch
-
     from fmkit.data.batching import pad_batch
     from fmkit.pretrain.batches import batch_generator
     from fmkit.pretrain.masking import Masker
@@ -55,7 +53,6 @@ def heldout_batches(tokenizer, texts: list[str], limit: int = 600) -> list[dict]
         batch["input_ids"], batch["labels"] = masker(batch["input_ids"], batch["attention_mask"],
                                                      batch_generator(12345, 0, index))
         batches.append(batch)
-    del torch
     return batches
 
 
@@ -80,7 +77,6 @@ def run_fmkit(args, work: Path) -> tuple[dict, object, object]:
 
 
 def run_hf(args, tokenizer, train_texts: list[str], steps: int, tokens_per_step: int, bf16: bool, work: Path):
-    import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from fmkit.pretrain.model import new_mlm_model
@@ -110,7 +106,6 @@ def run_hf(args, tokenizer, train_texts: list[str], steps: int, tokens_per_step:
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    del torch
     return ({"tokens_per_second": round(counted["real"] / seconds, 1), "train_seconds": round(seconds, 2),
              "tokens": counted["real"], "steps": steps, "batch_size": batch_size,
              "precision": "bf16" if bf16 else "fp32",

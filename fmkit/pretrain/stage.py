@@ -27,7 +27,7 @@ EVAL_SEED_OFFSET = 7919  # held-out masks: fixed for the whole run, independent 
 
 
 def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
-    """(tokenizer, model, base record, facts for the manifest)."""
+    """(tokenizer, model, base record, the base bundle's lineage, facts for the manifest)."""
     from transformers import AutoTokenizer
 
     from fmkit.finetune.stage import base_model_record
@@ -43,7 +43,8 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
         if cfg.seq_length > positions:
             raise BadInputError(f"seq_length={cfg.seq_length} exceeds {cfg.from_model}'s {positions} positions; "
                                 f"use --seq-length {positions} or less")
-        return tokenizer, model, base_model_record(base), {"mlm_head_created": created}
+        lineage = read_manifest(base.path).lineage if base.is_bundle else []
+        return tokenizer, model, base_model_record(base), lineage, {"mlm_head_created": created}
     saved = work / "tokenizer"
     seconds = None
     if resume and (saved / "tokenizer.json").is_file():
@@ -58,7 +59,7 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
     base = {"name": f"scratch:{cfg.size_name}", "path": None, "digest": None}
     trained = {"vocab_size": len(tokenizer), "requested": cfg.vocab_size or DEFAULT_VOCAB_SIZE,
                "lowercase": cfg.lowercase, "min_frequency": cfg.min_frequency, "seconds": seconds}
-    return tokenizer, model, base, {"tokenizer_trained": trained}
+    return tokenizer, model, base, [], {"tokenizer_trained": trained}
 
 
 def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
@@ -85,7 +86,7 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
     corpus = open_corpus(cfg.corpus)
     checkpoints = checkpoint_dir_for(out)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    tokenizer, model, base_record, model_facts = _tokenizer_and_model(cfg, corpus, checkpoints, resume)
+    tokenizer, model, base_record, parent_lineage, model_facts = _tokenizer_and_model(cfg, corpus, checkpoints, resume)
     packed = pack_corpus(corpus.documents(), tokenizer, cfg.seq_length, checkpoints / "packed",
                          heldout_fraction=cfg.heldout_fraction, progress=cfg.train.progress)
 
@@ -125,7 +126,7 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
         labels=[],
         max_length=cfg.seq_length,
         base_model=base_record,
-        lineage=[LineageEntry(stage="pretrain", config=config_record, parent_digest=base_record.get("digest"),
+        lineage=parent_lineage + [LineageEntry(stage="pretrain", config=config_record, parent_digest=base_record.get("digest"),
                               parent=base_record["name"], data_fingerprint=packed.fingerprint)],
         metrics=metrics,
         data={"corpus": corpus.describe(), **packed.summary(), "corpus_config": {"sources": list(cfg.corpus)}},
@@ -136,12 +137,6 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "wall_seconds": round(time.time() - started, 1), **model_facts},
     )
-    if cfg.from_model is not None:
-        from fmkit.models import resolve_model
-
-        base = resolve_model(cfg.from_model)
-        if base.is_bundle:
-            manifest.lineage = read_manifest(base.path).lineage + manifest.lineage
 
     def write_files(directory: Path) -> None:
         model.save_pretrained(str(directory), safe_serialization=True)
