@@ -65,28 +65,39 @@ def step_time(rows: int, batch_size: int) -> dict:
     return results
 
 
-def accuracy(work: Path, epochs: int) -> dict:
+def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp_learning_rate: float,
+             max_grad_norm: float) -> dict:
+    """LoRA on Rotten Tomatoes without and with DP-SGD (ε = 8, δ = 1e-5): same LoRA, same epochs.
+
+    DP gets its own batch size, learning rate and clipping norm (the noise is divided by the batch, so DP
+    wants large batches and fewer, larger steps); everything else is shared."""
     from fmkit.bundle import read_manifest
     from fmkit.finetune import FinetuneConfig
     from fmkit.finetune.stage import run_finetune
     from fmkit.privacy.membership import membership_audit
 
-    results = {}
-    for name, privacy in (("lora", None), ("lora-dp-eps8", {"target_epsilon": 8.0, "delta": 1e-5})):
-        out = work / name
+    lora = {"name": "lora", "r": 8, "alpha": 16, "target_modules": targets}
+    tag = "-".join(targets)
+    results = {"lora_targets": targets}
+    runs = (("lora", None, 32, 1e-3),
+            ("lora-dp-eps8", {"target_epsilon": 8.0, "delta": 1e-5, "max_grad_norm": max_grad_norm},
+             dp_batch_size, dp_learning_rate))
+    for name, privacy, batch_size, learning_rate in runs:
+        out = work / (f"{name}-{tag}-e{epochs}" + (f"-b{batch_size}-lr{learning_rate:g}-c{max_grad_norm:g}"
+                                                     if privacy else ""))
         if not (out / "fmkit.json").is_file():
-            cfg = FinetuneConfig(model="minilm", data={"source": "rotten-tomatoes"}, method={"name": "lora", "r": 8,
-                                                                                          "alpha": 16},
-                                 # DP wants large batches (the noise is divided by the batch): 256 vs 32
-                                 train={"epochs": epochs, "batch_size": 32 if privacy is None else 256,
-                                        "learning_rate": 1e-3 if privacy is None else 1e-2, "progress": False},
+            cfg = FinetuneConfig(model="minilm", data={"source": "rotten-tomatoes"}, method=lora,
+                                 train={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                                        "progress": False},
                                  privacy=privacy)
             run_finetune(cfg, out, overwrite=True)
         manifest = read_manifest(out)
         mia = membership_audit(out, n_bootstrap=200)
-        results[name] = {"test_accuracy": manifest.metrics["test"]["accuracy"],
+        results[name] = {"bundle": str(out), "test_accuracy": manifest.metrics["test"]["accuracy"],
+                         "batch_size": batch_size, "learning_rate": learning_rate,
                          "epsilon": manifest.privacy.get("dp", {}).get("epsilon"),
                          "noise_multiplier": manifest.privacy.get("dp", {}).get("noise_multiplier"),
+                         "steps": manifest.training.get("steps"),
                          "mia_auc": mia["auc"], "mia_auc_ci": mia["attacks"][mia["strongest_attack"]]["confidence_intervals"]["auc"],
                          "train_seconds": manifest.training["train_seconds"]}
         print(name, json.dumps(results[name]), flush=True)
@@ -143,11 +154,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3, help="accuracy: epochs of each run")
     parser.add_argument("--work", default="bench-out/privacy", help="accuracy: where the bundles go")
+    parser.add_argument("--lora-targets", default="query,key,value,dense",
+                        help="accuracy: LoRA target modules of both runs (comma-separated)")
+    parser.add_argument("--dp-batch-size", type=int, default=256, help="accuracy: logical batch of the DP run")
+    parser.add_argument("--dp-learning-rate", type=float, default=1e-2, help="accuracy: learning rate of the DP run")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="accuracy: DP clipping norm C")
     args = parser.parse_args()
     if args.part == "step-time":
         result = step_time(args.rows, args.batch_size)
     elif args.part == "accuracy":
-        result = accuracy(Path(args.work), args.epochs)
+        result = accuracy(Path(args.work), args.epochs, args.lora_targets.split(","), args.dp_batch_size,
+                          args.dp_learning_rate, args.max_grad_norm)
     else:
         result = anonymize(args.rows if args.rows != 960 else 6000)
     print(json.dumps(result, indent=2, default=str))

@@ -7,7 +7,9 @@ The load comes from `wrk` (Debian package; C, so the client takes little of the 
 or, with --client python, from httpx.
 
     apt-get install -y wrk
-    .venv/bin/python bench/serve.py --bundle runs/DATE-full/finetune-full [--seconds 20]
+    .venv/bin/python bench/serve.py --bundle runs/DATE-full/finetune-full [--seconds 20] [--precision bf16]
+
+It also reports the bundle's test accuracy as served (with --precision) next to its stored weights.
 """
 
 from __future__ import annotations
@@ -121,6 +123,24 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def served_accuracy(bundle: str, precision: str | None, texts: list[str], labels: list[str]) -> dict:
+    """Test accuracy of the bundle as served (its --precision) and as stored, and how often they agree."""
+    import numpy as np
+
+    import fmkit
+
+    def predicted(**options):
+        runtime = fmkit.load(bundle, **options)
+        return np.array(runtime.labels)[runtime.predict_proba(texts).argmax(axis=1)]
+
+    stored = predicted()
+    served = predicted(precision=precision) if precision and precision != "fp32" else stored
+    truth = np.array(labels)
+    return {"precision": precision or "fp32", "test_rows": len(texts),
+            "accuracy_served": float((served == truth).mean()), "accuracy_stored": float((stored == truth).mean()),
+            "agreement": float((served == stored).mean())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
@@ -128,6 +148,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--threads", type=int, help="model threads in the server (default: all cores)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="the server's --precision")
     parser.add_argument("--inference-batch", type=int, help="the server's --inference-batch (default: its own)")
     parser.add_argument("--max-batch", type=int, default=32, help="batching mode: texts per batch (default 32)")
     parser.add_argument("--max-wait-ms", type=float, default=5, help="batching mode: wait window (default 5)")
@@ -138,7 +159,8 @@ def main() -> int:
     from fmkit.compress.stage import test_texts
     from fmkit.serve.keys import KeyStore
 
-    texts, _ = test_texts(CompressContext(Path(args.bundle), read_manifest(args.bundle), 0.0))
+    texts, labels = test_texts(CompressContext(Path(args.bundle), read_manifest(args.bundle), 0.0))
+    accuracy = served_accuracy(args.bundle, args.precision, texts, labels)
     workspace = Path(tempfile.mkdtemp(prefix="fmkit-serve-bench-"))
     key, _ = KeyStore(workspace).create("predict")
     results = {}
@@ -150,6 +172,8 @@ def main() -> int:
             extra += ["--threads", str(args.threads)]
         if args.inference_batch:
             extra += ["--inference-batch", str(args.inference_batch)]
+        if args.precision:
+            extra += ["--precision", args.precision]
         process, base = start_server(args.bundle, workspace, extra)
 
         def load(seconds, path, with_key=True):
@@ -167,12 +191,15 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=60)
+    results["accuracy"] = accuracy
     print(json.dumps(results, indent=2))
     on, off = results["batching"], results["no-batching"]
     print(f"\nthroughput with batching / without: {on['requests_per_second'] / off['requests_per_second']:.2f}x "
           f"({on['requests_per_second']:.1f} vs {off['requests_per_second']:.1f} req/s); p99 {on['p99_ms']:.1f} ms "
           f"vs {off['p99_ms']:.1f} ms; errors {on['errors']} / {off['errors']}; /healthz ceiling "
-          f"{results['healthz']['requests_per_second']:.0f} req/s")
+          f"{results['healthz']['requests_per_second']:.0f} req/s; test accuracy as served "
+          f"{accuracy['accuracy_served']:.4f} (stored weights {accuracy['accuracy_stored']:.4f}, agreement "
+          f"{accuracy['agreement']:.4f})")
     return 0
 
 

@@ -125,6 +125,27 @@ def test_bf16_variant_halves_the_weights(parent, tmp_path):
     assert (tmp_path / "bf16" / "model.safetensors").stat().st_size < 0.6 * parent_size
 
 
+def test_torch_runtime_precision_casts_weights_once_and_keeps_stored_types(parent, tmp_path):
+    import fmkit
+
+    texts = ["a great and warm film", "dull, slow and far too long", "fine"]
+    stored = fmkit.load(parent)
+    assert stored.precision == "fp32" and stored.model.dtype == torch.float32
+    cast = fmkit.load(parent, precision="bf16")
+    assert cast.model.dtype == torch.bfloat16 and all(p.dtype == torch.bfloat16 for p in cast.model.parameters())
+    reference, fast = stored.logits(texts), cast.logits(texts)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, reference, atol=0.1)  # bf16 keeps ~3 significant digits
+    assert (fast.argmax(1) == reference.argmax(1)).all()
+
+    compress(parent, tmp_path / "bf16", "bf16", max_accuracy_drop=100)
+    as_stored = fmkit.load(tmp_path / "bf16")  # a bf16 variant runs in bf16 unless told otherwise
+    assert as_stored.precision == "bf16" and as_stored.model.dtype == torch.bfloat16
+    assert fmkit.load(tmp_path / "bf16", precision="fp32").model.dtype == torch.float32
+    with pytest.raises(BadInputError, match="precision='int3'.*fp32, bf16"):
+        fmkit.load(parent, precision="int3")
+
+
 def test_measure_and_compare(parent, tmp_path):
     from fmkit.compress.compare import compare_bundles, format_table, pareto_plot
     from fmkit.runtime.measure import measure_bundle

@@ -163,6 +163,31 @@ def test_concurrent_requests_share_batches_and_reload_drops_nothing(bundle, work
     assert 'fmkit_requests_total{endpoint="predict",model="reviews",status="200"} 40.0' in metrics
 
 
+def test_precision_setting_reaches_the_model_and_loads_settle_the_heap(bundle, workspace, keys):
+    import gc
+    import weakref
+
+    import torch
+
+    async def body(client):
+        state = client._transport.app.state.fmkit
+        first = state.models["reviews"].runtime.model
+        frozen = gc.get_freeze_count()
+        gone = weakref.ref(first)
+        reloaded = await client.post("/v1/models/reviews:load", headers=auth(keys["admin"]), json={"bundle": str(bundle)})
+        del first
+        predicted = await client.post(PREDICT[1], headers=auth(keys["predict"]), json=PREDICT[2])
+        return state.models["reviews"].runtime.model.dtype, frozen, gone, reloaded, predicted
+
+    try:
+        dtype, frozen, gone, reloaded, predicted = run(serve(bundle, workspace, precision="bf16"), body)
+    finally:
+        gc.unfreeze()
+    assert dtype == torch.bfloat16 and reloaded.status_code == 200 and predicted.status_code == 200
+    assert frozen > 0  # the loaded model sits outside the cyclic collector's walks...
+    assert gone() is None  # ...and a replaced one is still freed
+
+
 def test_full_queue_answers_503(bundle):
     import fmkit
     from fmkit.serve.batcher import MicroBatcher, QueueFullError

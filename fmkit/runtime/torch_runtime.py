@@ -1,4 +1,10 @@
-"""Run a bundle with PyTorch eager (fp32 by default: logits identical to plain transformers)."""
+"""Run a bundle with PyTorch eager (fp32 by default: logits identical to plain transformers).
+
+``precision=None`` runs the weights in the type the bundle stores (fp32, or bf16 for a `bf16`
+variant); "fp32", "bf16", "fp16" (CUDA) or "auto" (the fastest the device has) cast them once, at
+load: no per-call casts as under autocast, and bf16 is ~2x faster on CPUs with AVX-512 BF16.
+Logits come back as fp32 either way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fmkit.errors import BadInputError
 from fmkit.runtime import RUNTIMES
 from fmkit.runtime.base import ClassifierRuntime, Prediction  # noqa: F401  (Prediction re-exported)
 
@@ -29,7 +36,7 @@ def load_hf_classifier(path: Path):
 class TorchRuntime(ClassifierRuntime):
     backend = "torch"
 
-    def __init__(self, path, *, device: str = "auto", precision: str = "fp32", batch_size: int = 32,
+    def __init__(self, path, *, device: str = "auto", precision: str | None = None, batch_size: int = 32,
                  threads: int | None = None, allow_postprocess: bool = False):
         super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess)
         import torch
@@ -40,15 +47,21 @@ class TorchRuntime(ClassifierRuntime):
         if threads:
             torch.set_num_threads(threads)
         self.device = select_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if precision is not None and precision not in (*dtypes, "auto"):
+            raise BadInputError(f"precision={precision!r}: use fp32, bf16, fp16 (CUDA), auto, or None (as stored)")
         self.model = AutoModelForSequenceClassification.from_pretrained(str(self.path), use_safetensors=True)
-        self.model.to(self.device).eval()
+        if precision is None:
+            self.precision = {dtype: name for name, dtype in dtypes.items()}.get(self.model.dtype, "fp32")
+            self.model.to(self.device)
+        else:
+            self.precision = resolve_precision(precision, self.device)
+            self.model.to(device=self.device, dtype=dtypes[self.precision])
+        self.model.eval()
 
     def forward(self, batch: dict) -> np.ndarray:
         import torch
 
-        from fmkit.train.precision import autocast
-
-        with torch.inference_mode(), autocast(self.precision, self.device):
+        with torch.inference_mode():
             tensors = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
             return self.model(**tensors).logits.float().cpu().numpy()

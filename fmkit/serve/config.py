@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +18,7 @@ class ServeConfig(BaseModel):
     auth: bool = Field(True, description="require API keys (off only for local experiments)")
     max_batch: int = Field(32, ge=1, description="texts per forward pass")
     inference_batch: int = Field(
-        8, ge=1, description="texts per model call inside a batch: a batch is length-sorted and cut into "
+        16, ge=1, description="texts per model call inside a batch: a batch is length-sorted and cut into "
         "chunks this size, so short texts do not pad to the longest one")
     max_wait_ms: float = Field(5.0, ge=0, description="how long a request waits for others to share its batch")
     queue_size: int = Field(256, ge=1, description="requests waiting per model before 503")
@@ -31,3 +32,6 @@ class ServeConfig(BaseModel):
     rate_burst: int = Field(100, ge=1, description="per-key token bucket size")
     log_inputs: bool = Field(False, description="store request texts in the audit log (off: never stored)")
     threads: int | None = Field(None, ge=1, description="runtime threads per model")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] | None = Field(
+        None, description="weights of PyTorch bundles (None: as stored): bf16 halves memory and runs ~2x faster on "
+        "CPUs with AVX-512 BF16 (fp16: CUDA only; auto: the fastest the device has); ONNX bundles keep their own types")
