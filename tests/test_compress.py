@@ -163,7 +163,6 @@ def test_measure_and_compare(parent, tmp_path):
 
 
 def test_structured_pruning_nothing_changes_nothing(parent):
-    import fmkit
     from fmkit.compress.methods.prune_structured import importance_scores, prune_structured_
     from fmkit.runtime.torch_runtime import load_hf_classifier
 
