@@ -177,6 +177,8 @@ def test_precision_setting_reaches_the_model_and_loads_settle_the_heap(bundle, w
         reloaded = await client.post("/v1/models/reviews:load", headers=auth(keys["admin"]), json={"bundle": str(bundle)})
         del first
         predicted = await client.post(PREDICT[1], headers=auth(keys["predict"]), json=PREDICT[2])
+        listed = (await client.get("/v1/models", headers=auth(keys["read"]))).json()
+        assert [m["precision"] for m in listed] == ["bf16"]
         return state.models["reviews"].runtime.model.dtype, frozen, gone, reloaded, predicted
 
     try:

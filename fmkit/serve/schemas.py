@@ -65,6 +65,7 @@ class ModelSummary(BaseModel):
     privacy: dict
     audits: dict = Field(default_factory=dict)
     explainable: bool = False
+    precision: str | None = Field(None, description="weights as served (PyTorch bundles: fp32, bf16, fp16)")
 
 
 class LoadRequest(BaseModel):

@@ -74,7 +74,8 @@ class ServerState:
         batcher = MicroBatcher(runtime, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms,
                                queue_size=self.config.queue_size, observe_batch=observe)
         batcher.start()
-        slot = ModelSlot(name, Path(path), runtime, batcher, summarize(name, Path(path), runtime.manifest))
+        summary = summarize(name, Path(path), runtime.manifest) | {"precision": getattr(runtime, "precision", None)}
+        slot = ModelSlot(name, Path(path), runtime, batcher, summary)
         async with self.lock:
             old = self.models.get(name)
             self.models[name] = slot  # new requests go to the new version from here on
