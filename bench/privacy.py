@@ -66,7 +66,7 @@ def step_time(rows: int, batch_size: int) -> dict:
 
 
 def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp_learning_rate: float,
-             max_grad_norm: float) -> dict:
+             max_grad_norm: float, dp_dropout: bool = False) -> dict:
     """LoRA on Rotten Tomatoes without and with DP-SGD (ε = 8, δ = 1e-5): same LoRA, same epochs.
 
     DP gets its own batch size, learning rate and clipping norm (the noise is divided by the batch, so DP
@@ -80,11 +80,11 @@ def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp
     tag = "-".join(targets)
     results = {"lora_targets": targets}
     runs = (("lora", None, 32, 1e-3),
-            ("lora-dp-eps8", {"target_epsilon": 8.0, "delta": 1e-5, "max_grad_norm": max_grad_norm},
+            ("lora-dp-eps8", {"target_epsilon": 8.0, "delta": 1e-5, "max_grad_norm": max_grad_norm, "dropout": dp_dropout},
              dp_batch_size, dp_learning_rate))
     for name, privacy, batch_size, learning_rate in runs:
         out = work / (f"{name}-{tag}-e{epochs}" + (f"-b{batch_size}-lr{learning_rate:g}-c{max_grad_norm:g}"
-                                                     if privacy else ""))
+                                                     + ("" if dp_dropout else "-nodropout") if privacy else ""))
         if not (out / "fmkit.json").is_file():
             cfg = FinetuneConfig(model="minilm", data={"source": "rotten-tomatoes"}, method=lora,
                                  train={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--dp-batch-size", type=int, default=256, help="accuracy: logical batch of the DP run")
     parser.add_argument("--dp-learning-rate", type=float, default=1e-2, help="accuracy: learning rate of the DP run")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="accuracy: DP clipping norm C")
+    parser.add_argument("--dp-dropout", action="store_true", help="accuracy: keep dropout in the DP run")
     parser.add_argument("--no-names", action="store_true",
                         help="anonymize: the 7 pattern entities only (no spaCy NER on either side)")
     args = parser.parse_args()
@@ -173,7 +174,7 @@ def main() -> None:
         result = step_time(args.rows, args.batch_size)
     elif args.part == "accuracy":
         result = accuracy(Path(args.work), args.epochs, args.lora_targets.split(","), args.dp_batch_size,
-                          args.dp_learning_rate, args.max_grad_norm)
+                          args.dp_learning_rate, args.max_grad_norm, args.dp_dropout)
     else:
         result = anonymize(args.rows if args.rows != 960 else 6000, names=not args.no_names)
     print(json.dumps(result, indent=2, default=str))

@@ -129,3 +129,38 @@ def test_physical_chunks_give_the_same_update_as_one_pass(tiny_bert_dir, mode):
         updates.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]))
         assert len(engine.accountant.history) == 1 and engine.accountant.history[0][2] == 1  # one step counted
     assert torch.allclose(updates[0], updates[1], atol=1e-6)
+
+
+def test_dropout_is_off_during_dp_training_and_restored_after(tiny_bert_dir, reviews_csv, tmp_path):
+    import torch
+
+    from fmkit.bundle import read_manifest
+    from fmkit.finetune.stage import run_finetune
+    from fmkit.privacy.dp import DPHooks
+
+    seen, models = [], []
+    original_setup = DPHooks.setup
+
+    def spying_setup(self, model, optimizer, batches):
+        wrapped = original_setup(self, model, optimizer, batches)
+        seen.append(sorted({m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}))
+        models.append(model)
+        return wrapped
+
+    DPHooks.setup = spying_setup
+    try:
+        for keep in (False, True):
+            out = tmp_path / f"dropout-{keep}"
+            run_finetune(finetune_cfg(tiny_bert_dir, reviews_csv, "lora", dropout=keep), out)
+            assert read_manifest(out).privacy["dp"]["dropout"] is keep
+    finally:
+        DPHooks.setup = original_setup
+    assert seen[0] == [0.0]  # every dropout off while DP trains...
+    assert 0.0 not in {m.p for m in models[0].modules() if isinstance(m, torch.nn.Dropout)}  # ...and back after
+    assert 0.0 not in seen[1] and len(seen[1]) >= 1  # --dp-dropout keeps them
+
+
+def test_dp_dropout_flag_reaches_the_config(tiny_bert_dir, reviews_csv, tmp_path):
+    result = fmkit("finetune", "--model", tiny_bert_dir, "--data", reviews_csv, "--out", tmp_path / "m",
+                   "--dp-dropout", "--epochs", "1")
+    assert result.returncode == 2 and "--dp-dropout only apply to DP training; add --privacy dp" in result.stderr

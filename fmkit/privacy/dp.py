@@ -30,6 +30,9 @@ class DPConfig(BaseModel):
     grad_sample_mode: Literal["auto", "ghost", "hooks"] = Field(
         "auto", description="per-sample gradients: ghost clipping (full FT) or hooks (LoRA); auto picks")
     secure_rng: bool = Field(False, description="cryptographically secure noise (needs torchcsprng)")
+    dropout: bool = Field(
+        False, description="keep the model's dropout during DP training. Off by default: DP-SGD's noise already "
+        "regularizes, and on CPU dropout's random masks cost ~a third of a LoRA step (measured in docs/benchmarks.md)")
     physical_batch_size: int = Field(
         16, ge=1, description="rows per forward/backward: a Poisson batch is length-sorted and cut into chunks this "
         "size, each trimmed to its longest row (bounds memory, saves padding); the step is still one logical batch")
@@ -172,6 +175,7 @@ class DPHooks:
         self.noise_multiplier = check_budget(cfg, self.sample_rate, epochs, self.planned_steps, self.delta)
         self.mode = cfg.grad_sample_mode if cfg.grad_sample_mode != "auto" else ("ghost" if full_finetune else "hooks")
         self.engine = self.criterion = self.model = self.optimizer = None
+        self._dropout_rates: list = []  # (module, p) set to 0 for training, restored by cleanup
 
     # -- TrainHooks ---------------------------------------------------------------------------
     def setup(self, model, optimizer, batches):
@@ -182,6 +186,10 @@ class DPHooks:
                       "for a release, use secure_rng on a machine with torchcsprng", stacklevel=2)
         self.engine = PrivacyEngine(accountant=self.cfg.accountant, secure_mode=False)
         model.train()
+        if not self.cfg.dropout:
+            self._dropout_rates = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+            for module, _ in self._dropout_rates:
+                module.p = 0.0  # BERT's attention reads its rate from its Dropout module too
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus' own notes on secure mode and optimizer flags
             wrapped = self.engine.make_private(
@@ -236,10 +244,13 @@ class DPHooks:
                 "max_grad_norm": self.cfg.max_grad_norm, "sample_rate": self.sample_rate,
                 "expected_batch_size": round(self.sample_rate * self.rows, 3), "training_rows": self.rows,
                 "steps": steps, "planned_steps": self.planned_steps, "grad_sample_mode": self.mode,
+                "dropout": self.cfg.dropout, "physical_batch_size": self.cfg.physical_batch_size,
                 "poisson_sampling": True, "secure_rng": False}
 
     def cleanup(self) -> None:
-        """Remove Opacus' hooks from the trained model (the weights stay)."""
+        """Remove Opacus' hooks from the trained model (the weights stay) and give dropout its rates back."""
+        for module, rate in self._dropout_rates:
+            module.p = rate
         if self.model is not None and hasattr(self.model, "remove_hooks"):
             try:
                 self.model.remove_hooks()
