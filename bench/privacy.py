@@ -7,9 +7,10 @@
   anonymize   fmkit's anonymizer vs Presidio's BatchAnalyzerEngine + BatchAnonymizerEngine with the same
               recognizers (spaCy NER included), same texts: MB/s (target ≥ 5x) and recall on the planted set.
 
-    .venv/bin/python bench/privacy.py step-time
-    .venv/bin/python bench/privacy.py accuracy --work bench-out/privacy
-    .venv/bin/python bench/privacy.py anonymize
+    .venv/bin/python bench/privacy.py step-time [--dp-dropout]
+    .venv/bin/python bench/privacy.py accuracy --work bench-out/privacy [--lora-targets query,value]
+        [--dp-epochs N] [--dp-batch-size 256] [--dp-learning-rate 1e-2] [--max-grad-norm 1.0] [--dp-dropout]
+    .venv/bin/python bench/privacy.py anonymize [--no-names]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 
-def step_time(rows: int, batch_size: int) -> dict:
+def step_time(rows: int, batch_size: int, dp_dropout: bool = False) -> dict:
     import torch
 
     from fmkit.data import DataConfig, load_text_classification
@@ -40,33 +41,45 @@ def step_time(rows: int, batch_size: int) -> dict:
     for method_name in ("lora", "full"):
         method = FINETUNE_METHODS.get(method_name)
         options = parse_registered_options(method_name, FINETUNE_METHODS)
-        for private in (False, True):
+        # plain with its dropout (what a user compares against), DP, and -- when DP runs without dropout --
+        # plain without dropout too, which isolates DP's own cost from the dropout it leaves out
+        runs = [(False, True), (True, dp_dropout)] + ([] if dp_dropout else [(False, False)])
+        for private, dropout in runs:
             torch.manual_seed(0)
             tokenizer, model = load_base_classifier(resolve_model("minilm"), data.label_names, None, 0)
             encoded = encode_texts(tokenizer, texts, 128, warn=False)
             model = method.prepare(model, options)
+            if not private and not dropout:
+                for module in model.modules():
+                    if isinstance(module, torch.nn.Dropout):
+                        module.p = 0.0
             cfg = TrainConfig(epochs=1, batch_size=batch_size, learning_rate=method.default_learning_rate,
                               progress=False, precision="fp32", max_grad_norm=None if private else 1.0)
             hooks = None
             batches = ClassificationBatches(encoded, label_ids, batch_size, tokenizer.pad_token_id, 0)
             if private:
-                hooks = DPHooks(DPConfig(target_epsilon=8.0, delta=1e-5), encoded.input_ids, label_ids,
+                hooks = DPHooks(DPConfig(target_epsilon=8.0, delta=1e-5, dropout=dp_dropout), encoded.input_ids, label_ids,
                                 batch_size=batch_size, epochs=1, pad_id=tokenizer.pad_token_id, seed=0,
                                 full_finetune=method_name == "full")
             result = train(model, batches, cfg, hooks=hooks)
-            key = f"{method_name}-{'dp' if private else 'plain'}"
+            key = f"{method_name}-{'dp' if private else 'plain'}" + ("" if private or dropout else "-nodropout")
             results[key] = {"steps": result.steps, "train_seconds": result.train_seconds,
                             "seconds_per_step": result.train_seconds / result.steps,
                             "samples_per_second": result.samples_per_second}
             print(key, json.dumps(results[key]), flush=True)
         results[f"{method_name}_dp_slowdown"] = (results[f"{method_name}-dp"]["seconds_per_step"]
                                                  / results[f"{method_name}-plain"]["seconds_per_step"])
+        if not dp_dropout:
+            results[f"{method_name}_dp_slowdown_both_without_dropout"] = (
+                results[f"{method_name}-dp"]["seconds_per_step"]
+                / results[f"{method_name}-plain-nodropout"]["seconds_per_step"])
+    results["dp_dropout"] = dp_dropout
     results["targets"] = {"lora": 1.3, "full": 1.6}
     return results
 
 
 def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp_learning_rate: float,
-             max_grad_norm: float, dp_dropout: bool = False) -> dict:
+             max_grad_norm: float, dp_dropout: bool = False, dp_epochs: int | None = None) -> dict:
     """LoRA on Rotten Tomatoes without and with DP-SGD (ε = 8, δ = 1e-5): same LoRA, same epochs.
 
     DP gets its own batch size, learning rate and clipping norm (the noise is divided by the batch, so DP
@@ -79,22 +92,22 @@ def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp
     lora = {"name": "lora", "r": 8, "alpha": 16, "target_modules": targets}
     tag = "-".join(targets)
     results = {"lora_targets": targets}
-    runs = (("lora", None, 32, 1e-3),
+    runs = (("lora", None, 32, 1e-3, epochs),
             ("lora-dp-eps8", {"target_epsilon": 8.0, "delta": 1e-5, "max_grad_norm": max_grad_norm, "dropout": dp_dropout},
-             dp_batch_size, dp_learning_rate))
-    for name, privacy, batch_size, learning_rate in runs:
-        out = work / (f"{name}-{tag}-e{epochs}" + (f"-b{batch_size}-lr{learning_rate:g}-c{max_grad_norm:g}"
+             dp_batch_size, dp_learning_rate, dp_epochs or epochs))
+    for name, privacy, batch_size, learning_rate, run_epochs in runs:
+        out = work / (f"{name}-{tag}-e{run_epochs}" + (f"-b{batch_size}-lr{learning_rate:g}-c{max_grad_norm:g}"
                                                      + ("" if dp_dropout else "-nodropout") if privacy else ""))
         if not (out / "fmkit.json").is_file():
             cfg = FinetuneConfig(model="minilm", data={"source": "rotten-tomatoes"}, method=lora,
-                                 train={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                                 train={"epochs": run_epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                                         "progress": False},
                                  privacy=privacy)
             run_finetune(cfg, out, overwrite=True)
         manifest = read_manifest(out)
         mia = membership_audit(out, n_bootstrap=200)
         results[name] = {"bundle": str(out), "test_accuracy": manifest.metrics["test"]["accuracy"],
-                         "batch_size": batch_size, "learning_rate": learning_rate,
+                         "epochs": run_epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                          "epsilon": manifest.privacy.get("dp", {}).get("epsilon"),
                          "noise_multiplier": manifest.privacy.get("dp", {}).get("noise_multiplier"),
                          "steps": manifest.training.get("steps"),
@@ -163,18 +176,20 @@ def main() -> None:
     parser.add_argument("--work", default="bench-out/privacy", help="accuracy: where the bundles go")
     parser.add_argument("--lora-targets", default="query,key,value,dense",
                         help="accuracy: LoRA target modules of both runs (comma-separated)")
+    parser.add_argument("--dp-epochs", type=int, help="accuracy: epochs of the DP run (default: --epochs)")
     parser.add_argument("--dp-batch-size", type=int, default=256, help="accuracy: logical batch of the DP run")
     parser.add_argument("--dp-learning-rate", type=float, default=1e-2, help="accuracy: learning rate of the DP run")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="accuracy: DP clipping norm C")
-    parser.add_argument("--dp-dropout", action="store_true", help="accuracy: keep dropout in the DP run")
+    parser.add_argument("--dp-dropout", action="store_true",
+                        help="step-time, accuracy: keep dropout in the DP runs (default: off, fmkit's DP default)")
     parser.add_argument("--no-names", action="store_true",
                         help="anonymize: the 7 pattern entities only (no spaCy NER on either side)")
     args = parser.parse_args()
     if args.part == "step-time":
-        result = step_time(args.rows, args.batch_size)
+        result = step_time(args.rows, args.batch_size, args.dp_dropout)
     elif args.part == "accuracy":
         result = accuracy(Path(args.work), args.epochs, args.lora_targets.split(","), args.dp_batch_size,
-                          args.dp_learning_rate, args.max_grad_norm, args.dp_dropout)
+                          args.dp_learning_rate, args.max_grad_norm, args.dp_dropout, args.dp_epochs)
     else:
         result = anonymize(args.rows if args.rows != 960 else 6000, names=not args.no_names)
     print(json.dumps(result, indent=2, default=str))
