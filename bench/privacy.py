@@ -29,7 +29,7 @@ def step_time(rows: int, batch_size: int, dp_dropout: bool = False) -> dict:
     from fmkit.finetune.methods import FINETUNE_METHODS
     from fmkit.finetune.stage import load_base_classifier
     from fmkit.models import resolve_model
-    from fmkit.privacy.dp import DPConfig, DPHooks
+    from fmkit.privacy.dp import DPConfig, DPHooks, switch_off_dropout
     from fmkit.registry import parse_registered_options
     from fmkit.train import TrainConfig, train
 
@@ -50,9 +50,7 @@ def step_time(rows: int, batch_size: int, dp_dropout: bool = False) -> dict:
             encoded = encode_texts(tokenizer, texts, 128, warn=False)
             model = method.prepare(model, options)
             if not private and not dropout:
-                for module in model.modules():
-                    if isinstance(module, torch.nn.Dropout):
-                        module.p = 0.0
+                switch_off_dropout(model)
             cfg = TrainConfig(epochs=1, batch_size=batch_size, learning_rate=method.default_learning_rate,
                               progress=False, precision="fp32", max_grad_norm=None if private else 1.0)
             hooks = None

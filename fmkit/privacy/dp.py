@@ -38,6 +38,17 @@ class DPConfig(BaseModel):
         "size, each trimmed to its longest row (bounds memory, saves padding); the step is still one logical batch")
 
 
+def switch_off_dropout(model) -> list[tuple]:
+    """Set every active ``nn.Dropout`` in ``model`` to p = 0 (BERT's attention reads its rate from its Dropout
+    module too); returns the (module, previous p) pairs so the caller can give the rates back."""
+    import torch
+
+    switched = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    for module, _ in switched:
+        module.p = 0.0
+    return switched
+
+
 def pad_dp_batch(examples: list[tuple[list[int], int]], pad_id: int) -> dict:
     """Pad a Poisson batch; position and token-type ids explicit with a batch dimension (Opacus needs them)."""
     import torch
@@ -187,9 +198,7 @@ class DPHooks:
         self.engine = PrivacyEngine(accountant=self.cfg.accountant, secure_mode=False)
         model.train()
         if not self.cfg.dropout:
-            self._dropout_rates = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
-            for module, _ in self._dropout_rates:
-                module.p = 0.0  # BERT's attention reads its rate from its Dropout module too
+            self._dropout_rates = switch_off_dropout(model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus' own notes on secure mode and optimizer flags
             wrapped = self.engine.make_private(
