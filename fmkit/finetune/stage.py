@@ -139,7 +139,7 @@ def run_finetune(cfg: FinetuneConfig, out: Path, *, resume: bool = False, overwr
     checkpoints = checkpoint_dir_for(out)
     result = train(
         model, batches, train_cfg,
-        evaluate_fn=(lambda m: _headline(evaluate_split("validation")(m))) if has_validation else None,
+        evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m))) if has_validation else None,
         checkpoint_dir=checkpoints, resume=resume, hooks=hooks,
     )
     if dp_hooks is not None:
@@ -187,5 +187,6 @@ def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: d
                               f"{title}: {name}")
 
 
-def _headline(metrics: dict) -> dict:
+def headline_metrics(metrics: dict) -> dict:
+    """Accuracy, macro-F1 and log-loss: what the training loop logs and early-stops on after each evaluation."""
     return {k: metrics[k] for k in ("accuracy", "macro_f1", "log_loss")}

@@ -80,7 +80,7 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
     from fmkit.errors import BadInputError
     from fmkit.fileio import write_json_atomic
     from fmkit.finetune.images.batches import ImageBatches, image_loss, image_metrics
-    from fmkit.finetune.stage import _headline, checkpoint_dir_for, write_split_and_confusion
+    from fmkit.finetune.stage import checkpoint_dir_for, headline_metrics, write_split_and_confusion
     from fmkit.models.images import CONFIG_FILE, IMAGE_MODELS, WEIGHTS_FILE
     from fmkit.train import train
     from fmkit.train.precision import select_device
@@ -110,7 +110,7 @@ def run_image_finetune(cfg: ImageFinetuneConfig, out: Path, *, resume: bool = Fa
         warnings.warn("no validation split: early stopping is off and the last epoch is kept", stacklevel=2)
     checkpoints = checkpoint_dir_for(out)
     result = train(model, batches, cfg.train, loss_fn=image_loss,
-                   evaluate_fn=(lambda m: _headline(evaluate_split("validation")(m))) if has_validation else None,
+                   evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m))) if has_validation else None,
                    checkpoint_dir=checkpoints, resume=resume, hooks=hooks)
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
     model.cpu().eval()
