@@ -57,8 +57,13 @@ def write_bundle(
     write_files: Callable[[Path], None],
     *,
     overwrite: bool = False,
+    before_publish: Callable[[Path, Manifest], None] | None = None,
 ) -> Manifest:
-    """Create bundle ``out``: ``write_files(tmp_dir)`` writes weights/tokenizer, we add the manifest."""
+    """Create bundle ``out``: ``write_files(tmp_dir)`` writes weights/tokenizer, we add the manifest.
+
+    ``before_publish(tmp_dir, manifest)`` runs on the complete temporary bundle before it is renamed
+    into place (e.g. evaluating and benchmarking it), so ``out`` never appears unmeasured.
+    """
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_files(tmp)
@@ -66,6 +71,8 @@ def write_bundle(
         manifest.files = file_digests(tmp)
         manifest.content_digest = content_digest(manifest.files)
         write_json_atomic(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
+        if before_publish is not None:
+            before_publish(tmp, manifest)
     return manifest
 
 
