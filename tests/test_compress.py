@@ -252,3 +252,83 @@ def test_export_of_an_unsupported_architecture_is_refused(tmp_path):
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50, num_labels=2))
     with pytest.raises(BadInputError, match="ONNX export of model type 'gpt2' is not supported; supported: bert"):
         export_onnx(model, tmp_path / "m.onnx")
+
+
+DISTILL_ONE_LAYER = {"name": "distill", "student_layers": 1,
+                     "train": {"epochs": 1, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
+                               "precision": "fp32"}}
+
+
+def test_a_chain_of_compressions_is_budgeted_against_the_task_model(parent, tmp_path):
+    import shutil
+
+    from fmkit.audit.gate import Policy, check_policy
+    from fmkit.audit.report import render_report, report_rows
+    from fmkit.bundle import read_manifest
+    from fmkit.compress.compare import compare_bundles, format_table
+
+    task = read_manifest(parent)
+    reference = {"digest": task.content_digest, "name": str(parent), "test_accuracy": task.metrics["test"]["accuracy"]}
+    student = compress(parent, tmp_path / "l1", DISTILL_ONE_LAYER, max_accuracy_drop=100)
+    pruned = compress(tmp_path / "l1", tmp_path / "l1-pruned", {"name": "prune-magnitude", "sparsity": 0.9},
+                      max_accuracy_drop=100)
+    shutil.rmtree(tmp_path / "l1")  # the reference travels in the manifest: no ancestor has to stay on disk
+    int8 = compress(tmp_path / "l1-pruned", tmp_path / "l1-pruned-int8", "quantize-dynamic", max_accuracy_drop=100)
+    for variant, its_parent in ((student, task), (pruned, student), (int8, pruned)):
+        c, accuracy = variant.compression, variant.metrics["test"]["accuracy"]
+        assert c["reference"] == reference and c["accuracy_budget"] == "total"
+        assert c["accuracy_drop_points"] == pytest.approx(100 * (its_parent.metrics["test"]["accuracy"] - accuracy),
+                                                          abs=1e-3)
+        assert c["total_accuracy_drop_points"] == pytest.approx(100 * (reference["test_accuracy"] - accuracy), abs=1e-3)
+    step, total = int8.compression["accuracy_drop_points"], int8.compression["total_accuracy_drop_points"]
+    assert total > step + 1  # 90% sparsity costs accuracy, so the last step alone understates the chain's loss
+
+    budget = max(step, 0.0) + 0.5  # the last step fits, the chain does not
+    with pytest.raises(CheckFailedError, match=r"lost .* in total vs the task model .*more than --max-accuracy-drop"):
+        compress(tmp_path / "l1-pruned", tmp_path / "total", "quantize-dynamic", max_accuracy_drop=budget)
+    assert read_manifest(tmp_path / "total").compression["status"] == "failed"
+    stepwise = compress(tmp_path / "l1-pruned", tmp_path / "step", "quantize-dynamic", max_accuracy_drop=budget,
+                        accuracy_budget="step")
+    assert stepwise.compression["status"] == "ok" and stepwise.compression["accuracy_budget"] == "step"
+
+    (total_rule,) = check_policy(int8, Policy(max_accuracy_drop=budget))
+    assert total_rule.measured == pytest.approx(total) and not total_rule.passed
+    (step_rule,) = check_policy(int8, Policy(max_step_accuracy_drop=budget))
+    assert step_rule.measured == pytest.approx(step) and step_rule.passed
+
+    bundles = [parent, tmp_path / "l1-pruned", tmp_path / "l1-pruned-int8"]
+    rows = compare_bundles(bundles, measure=False)
+    assert [r["total_accuracy_drop_points"] for r in rows[1:]] == [pruned.compression["total_accuracy_drop_points"],
+                                                                    total]
+    table = format_table(rows)
+    assert "step drop" in table and "total drop" in table and f"{total:+.2f}" in table and f"{step:+.2f}" in table
+    page = render_report(report_rows(bundles, measure=False), "chain", [])
+    assert "total drop (pts)" in page and f">{total:+.2f}<" in page and f">{step:+.2f}<" in page
+
+
+def test_a_variant_appears_only_when_measured(parent, tmp_path):
+    """Watch for the name while compress runs: the first manifest seen there already holds metrics and benchmarks."""
+    import json
+    import threading
+
+    out, seen, done = tmp_path / "int8", [], threading.Event()
+
+    def watch():
+        while not done.is_set() and not seen:
+            try:
+                seen.append(json.loads((out / "fmkit.json").read_text()))
+            except (FileNotFoundError, json.JSONDecodeError):
+                pass
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_compress(parent, CompressConfig(method="quantize-dynamic", max_accuracy_drop=100,
+                                            measure={"latency_samples": 10, "threads": 1}), out)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen, "the variant never appeared"
+    assert "test" in seen[0]["metrics"] and seen[0]["benchmarks"]["onnx"]["latency_p50_ms"] > 0
+    assert seen[0]["compression"]["status"] == "ok"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".int8.")]

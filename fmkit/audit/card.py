@@ -63,9 +63,14 @@ def render_markdown(manifest, bundle: Path) -> str:
     sections += [_table(["split", *headline], rows) if rows else NOT_MEASURED, ""]
     sections += ["## Compression"]
     c = manifest.compression
-    sections += [_table(["method", "parent test accuracy", "accuracy drop (points)", "budget (points)", "status"],
+    reference = c.get("reference") or {}
+    sections += [_table(["method", "parent test accuracy", "drop this step (points)", "task model test accuracy",
+                         "total drop (points)", "budget (points)", "status"],
                         [[c.get("method"), _number(c.get("parent_test_accuracy")),
-                          _number(c.get("accuracy_drop_points")), _number(c.get("max_accuracy_drop_points")),
+                          _number(c.get("accuracy_drop_points")),
+                          *(_number(v) if v is not None else "not recorded"
+                            for v in (reference.get("test_accuracy"), c.get("total_accuracy_drop_points"))),
+                          f"{_number(c.get('max_accuracy_drop_points'))} ({c.get('accuracy_budget', 'step')})",
                           c.get("status")]]) if c else NOT_MEASURED, ""]
     sections += ["## Privacy"]
     dp, mia = manifest.privacy.get("dp"), manifest.privacy.get("membership_inference")

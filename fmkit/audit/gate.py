@@ -21,7 +21,11 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy at least this")
-    max_accuracy_drop: float | None = Field(None, ge=0, description="points lost vs the parent, at most")
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, description="test-accuracy points lost in total vs the lineage's task model (the last ancestor "
+        "that is not a compression), at most")
+    max_step_accuracy_drop: float | None = Field(None, ge=0,
+                                                 description="points lost by the last compression vs its parent, at most")
     max_epsilon: float | None = Field(None, gt=0, description="DP privacy budget spent, at most")
     max_fairness_gap: float | None = Field(None, ge=0, description="largest fairness gap (any attribute), at most")
     max_mia_auc: float | None = Field(None, ge=0, le=1, description="membership-inference attack AUC, at most")
@@ -53,6 +57,19 @@ def _fairness_gap(manifest) -> float | None:
     return max(gaps) if gaps else None
 
 
+def total_accuracy_drop(manifest) -> float | None:
+    """Points lost vs the task model; for a variant older than that record, its step drop if its parent was the task model."""
+    from fmkit.compress.methods import COMPRESS_METHODS
+
+    c = manifest.compression
+    if not c:
+        return None
+    if "total_accuracy_drop_points" in c:
+        return c["total_accuracy_drop_points"]
+    one_step = len(manifest.lineage) >= 2 and manifest.lineage[-2].stage not in COMPRESS_METHODS
+    return c.get("accuracy_drop_points") if one_step else None
+
+
 def _size_mb(manifest) -> float | None:
     figures = manifest.benchmarks.get(manifest.runtime, {})
     return figures["size_bytes"] / 1e6 if "size_bytes" in figures else None
@@ -61,7 +78,8 @@ def _size_mb(manifest) -> float | None:
 # rule -> how to read the measured quantity from a manifest
 MEASURES: dict[str, Callable] = {
     "min_accuracy": lambda m: m.metrics.get("test", {}).get("accuracy"),
-    "max_accuracy_drop": lambda m: m.compression.get("accuracy_drop_points"),
+    "max_accuracy_drop": total_accuracy_drop,
+    "max_step_accuracy_drop": lambda m: m.compression.get("accuracy_drop_points"),
     "max_epsilon": lambda m: m.privacy.get("dp", {}).get("epsilon"),
     "max_fairness_gap": _fairness_gap,
     "max_mia_auc": lambda m: m.privacy.get("membership_inference", {}).get("auc"),

@@ -1,8 +1,8 @@
 """``fmkit report RUN_DIR``: one static HTML page putting every bundle of a run on the same frontier.
 
-Columns: test accuracy, accuracy drop vs parent, latency p50/p95 and throughput on each bundle's own
-runtime, size, privacy budget ε, largest fairness gap, membership-inference AUC, robustness and
-counterfactual flip rate -- every number read from a manifest ("not measured" otherwise). Plots
+Columns: test accuracy, accuracy drop vs the parent (this step) and vs the lineage's task model (in
+total), latency p50/p95 and throughput on each bundle's own runtime, size, privacy budget ε, largest
+fairness gap, membership-inference AUC, robustness and counterfactual flip rate -- every number read from a manifest ("not measured" otherwise). Plots
 (PNG beside the page): accuracy vs latency with the Pareto frontier marked, and size per bundle.
 """
 
@@ -23,7 +23,10 @@ COLUMNS = [
     ("parent", "parent", "{}", "the bundle it came from"),
     ("runtime", "runtime", "{}", "what runs it"),
     ("test_accuracy", "test acc", "{:.4f}", "accuracy on the held-out test split"),
-    ("accuracy_drop_points", "drop (pts)", "{:+.2f}", "accuracy points lost vs the parent"),
+    ("accuracy_drop_points", "step drop (pts)", "{:+.2f}", "accuracy points lost by the last compression vs its parent"),
+    ("total_accuracy_drop_points", "total drop (pts)", "{:+.2f}",
+     "accuracy points lost vs the lineage's task model (the last ancestor that is not a compression); what budgets "
+     "and gates bound"),
     ("latency_p50_ms", "p50 ms", "{:.2f}", "median latency at batch 1 on its runtime"),
     ("latency_p95_ms", "p95 ms", "{:.2f}", "95th-percentile latency at batch 1"),
     ("throughput_per_second", "texts/s", "{:.1f}", "throughput at batch 32"),

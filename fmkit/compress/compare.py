@@ -18,6 +18,8 @@ def measure_and_record(path: Path, manifest, threads: int | None) -> dict:
 
 
 def compare_bundles(paths, *, measure: bool = True, threads: int | None = None) -> list[dict]:
+    """One row per bundle; ``accuracy_drop_points`` is the last step's drop, ``total_...`` the drop vs the task model."""
+    from fmkit.audit.gate import total_accuracy_drop
     from fmkit.bundle import read_manifest
 
     rows = []
@@ -37,6 +39,7 @@ def compare_bundles(paths, *, measure: bool = True, threads: int | None = None) 
             "test_accuracy": test.get("accuracy"),
             "test_macro_f1": test.get("macro_f1"),
             "accuracy_drop_points": manifest.compression.get("accuracy_drop_points"),
+            "total_accuracy_drop_points": total_accuracy_drop(manifest),
             "status": manifest.compression.get("status", "ok"),
             "size_mb": figures["size_bytes"] / 1e6 if figures else None,
             "parameters": figures.get("parameters"),
@@ -63,7 +66,8 @@ def mark_pareto(rows: list[dict]) -> None:
 
 COLUMNS = [("bundle", "bundle", "{}"), ("stage", "stage", "{}"), ("runtime", "runtime", "{}"),
            ("test_accuracy", "acc", "{:.4f}"), ("test_macro_f1", "f1", "{:.4f}"),
-           ("accuracy_drop_points", "drop", "{:+.2f}"), ("size_mb", "MB", "{:.1f}"),
+           ("accuracy_drop_points", "step drop", "{:+.2f}"), ("total_accuracy_drop_points", "total drop", "{:+.2f}"),
+           ("size_mb", "MB", "{:.1f}"),
            ("parameters", "params", "{:,}"), ("latency_p50_ms", "p50 ms", "{:.1f}"),
            ("latency_p95_ms", "p95 ms", "{:.1f}"), ("throughput_per_second", "texts/s", "{:.1f}"),
            ("peak_rss_mb", "RSS MB", "{:.0f}"), ("status", "status", "{}")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
@@ -25,7 +25,12 @@ class CompressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: SerializeAsAny[BaseModel] = Field(description="a registered method name or {name: ..., options}")
-    max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="test-accuracy points the variant may lose vs its parent")
+    max_accuracy_drop: float = Field(
+        1.0, ge=0, le=100, description="test-accuracy points the variant may lose; by default in total vs the "
+        "lineage's task model (the last ancestor that is not a compression), so a chain shares one budget")
+    accuracy_budget: Literal["total", "step"] = Field(
+        "total", description="what max_accuracy_drop bounds: the total drop vs the task model, or this step's vs "
+        "the parent")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
     data: str | None = Field(
         None, description="the parent's training data (file or built-in name) when its recorded path moved; "

@@ -25,6 +25,7 @@ def _run(cfg: CompressStageConfig, out: Path, context: StageContext) -> StageRes
     return StageResult(out, {
         "metrics": {"test": {k: manifest.metrics["test"][k] for k in ("accuracy", "macro_f1")}},
         "accuracy_drop_points": manifest.compression["accuracy_drop_points"],
+        "total_accuracy_drop_points": manifest.compression["total_accuracy_drop_points"],
         "latency_p50_ms": figures.get("latency_p50_ms"), "throughput_per_second": figures.get("throughput_per_second"),
         "size_bytes": figures.get("size_bytes"),
     })

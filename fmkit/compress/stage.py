@@ -1,8 +1,14 @@
 """``compress``: a bundle -> a variant, evaluated and measured on the runtime it deploys on.
 
-The variant is checked against ``max_accuracy_drop`` (test-accuracy points vs the parent): a
-variant that breaks it is written with ``compression.status = "failed"`` and the stage raises
-:class:`CheckFailedError` (exit 1) — it is never silently kept as if it were fine.
+The variant is checked against ``max_accuracy_drop``: test-accuracy points lost vs the lineage's
+task model (the last ancestor that is not a compression, carried in ``compression.reference``), so
+a chain distill -> prune -> int8 cannot spend the budget once per step; ``accuracy_budget: step``
+measures against the immediate parent instead. A variant that breaks it is written with
+``compression.status = "failed"`` and the stage raises :class:`CheckFailedError` (exit 1) — it is
+never silently kept as if it were fine.
+
+The variant is evaluated and benchmarked inside its temporary directory, before the rename: the
+bundle that appears under ``out`` always holds its metrics (a kill leaves nothing, or all of it).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
 from fmkit.compress.tasks import compress_hooks
 from fmkit.errors import BadInputError, CheckFailedError
+
 
 def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None:
     if parent.task not in method.tasks:
@@ -60,7 +67,34 @@ def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_name
     return metrics_from_logits(runtime.iter_logits(encoded, 64), label_ids, label_names)
 
 
+def task_model_reference(parent: Manifest, path: Path) -> dict | None:
+    """The lineage's task model as ``{digest, name, test_accuracy}``: the parent itself unless it is a compression.
+
+    A variant carries its reference forward, so no ancestor has to be on disk. None when a variant
+    made before references were recorded cannot tell (a chain of compressions without one).
+    """
+    if not parent.lineage or parent.lineage[-1].stage not in COMPRESS_METHODS:
+        return {"digest": parent.content_digest, "name": str(path), "test_accuracy": parent.metrics["test"]["accuracy"]}
+    if parent.compression.get("reference"):
+        return dict(parent.compression["reference"])
+    legacy = parent.compression
+    if (len(parent.lineage) >= 2 and parent.lineage[-2].stage not in COMPRESS_METHODS
+            and legacy.get("parent_test_accuracy") is not None):  # a one-step variant: its parent was the task model
+        return {"digest": legacy.get("parent_digest"), "name": legacy.get("parent"),
+                "test_accuracy": legacy["parent_test_accuracy"]}
+    return None
+
+
+def accuracy_drops(parent_accuracy: float, reference: dict | None, accuracy: float) -> tuple[float, float | None]:
+    """(step, total) test-accuracy points lost vs the parent and vs the task model."""
+    step = round(100 * (parent_accuracy - accuracy), 4)
+    total = None if reference is None else round(100 * (reference["test_accuracy"] - accuracy), 4)
+    return step, total
+
+
 def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: bool = False, log=print) -> Manifest:
+    from fmkit.fileio import remove_stale_leftovers
+
     bundle, out = Path(bundle), Path(out)
     parent = read_manifest(bundle)
     from fmkit.tasks import task_of_bundle
@@ -70,9 +104,15 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     check_parent(parent, method, cfg.method_name, bundle)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
+    remove_stale_leftovers(out)  # what a killed earlier run left: cleaned now, not after this run's training
+    reference = task_model_reference(parent, bundle)
+    if reference is None and cfg.accuracy_budget == "total":
+        log(f"warning: {bundle} does not record its task model's test accuracy (made by an older fmkit); "
+            "the budget is checked against the parent only")
     context = CompressContext(bundle, parent, cfg.max_accuracy_drop, cfg.seed, log, data_source=cfg.data)
     started = time.time()
     facts: dict = {}
+    outcome: dict = {}
     manifest = Manifest(
         task=parent.task, labels=parent.labels, max_length=parent.max_length, base_model=parent.base_model,
         runtime=method.runtime, data=parent.data, training=parent.training, privacy=parent.privacy,
@@ -84,32 +124,43 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     def write_files(directory: Path) -> None:
         facts.update(method.apply(context, cfg.method, directory))
 
-    write_bundle(out, manifest, write_files, overwrite=overwrite)
-    hooks = compress_hooks(parent)
-    texts, labels = hooks.test_inputs(context)  # texts, or images for an image bundle
-    metrics = hooks.evaluate_variant(out, texts, labels, parent.labels)
-    parent_accuracy = parent.metrics["test"]["accuracy"]
-    drop = 100 * (parent_accuracy - metrics["accuracy"])
-    status = "ok" if drop <= cfg.max_accuracy_drop else "failed"
-    figures = {}
-    if cfg.measure.enabled:
-        figures = hooks.measure(out, texts, cfg.measure)
+    def measure_before_publish(directory: Path, _manifest: Manifest) -> None:
+        hooks = compress_hooks(parent)
+        inputs, labels = hooks.test_inputs(context)  # texts, or images for an image bundle
+        metrics = hooks.evaluate_variant(directory, inputs, labels, parent.labels)
+        step, total = accuracy_drops(parent.metrics["test"]["accuracy"], reference, metrics["accuracy"])
+        applies_to = "total" if cfg.accuracy_budget == "total" and total is not None else "step"
+        drop = total if applies_to == "total" else step
+        status = "ok" if drop <= cfg.max_accuracy_drop else "failed"
+        figures = hooks.measure(directory, inputs, cfg.measure) if cfg.measure.enabled else {}
+        outcome.update(metrics=metrics, step=step, total=total, applies_to=applies_to, status=status)
 
-    def record(m: Manifest) -> None:
-        m.metrics["test"] = metrics
-        m.compression = {
-            "method": cfg.method_name, "parent": str(bundle), "parent_digest": parent.content_digest,
-            "parent_test_accuracy": parent_accuracy, "accuracy_drop_points": round(drop, 4),
-            "max_accuracy_drop_points": cfg.max_accuracy_drop, "status": status, "seconds": round(time.time() - started, 1),
-            **facts,
-        }
-        if figures:
-            m.benchmarks[figures["runtime"]] = figures
+        def record(m: Manifest) -> None:
+            m.metrics["test"] = metrics
+            m.compression = {
+                "method": cfg.method_name, "parent": str(bundle), "parent_digest": parent.content_digest,
+                "parent_test_accuracy": parent.metrics["test"]["accuracy"], "accuracy_drop_points": step,
+                "reference": reference, "total_accuracy_drop_points": total,
+                "max_accuracy_drop_points": cfg.max_accuracy_drop, "accuracy_budget": applies_to, "status": status,
+                "seconds": round(time.time() - started, 1), **facts,
+            }
+            if figures:
+                m.benchmarks[figures["runtime"]] = figures
 
-    update_manifest(out, record)
-    if status == "failed":
-        raise CheckFailedError(
-            f"{cfg.method_name} lost {drop:.2f} accuracy points (parent {parent_accuracy:.4f} -> {metrics['accuracy']:.4f}), "
-            f"more than --max-accuracy-drop {cfg.max_accuracy_drop}; {out} is marked failed in its manifest"
-        )
+        update_manifest(directory, record)
+
+    write_bundle(out, manifest, write_files, overwrite=overwrite, before_publish=measure_before_publish)
+    if outcome["status"] == "failed":
+        raise CheckFailedError(budget_message(cfg, outcome, parent, reference, out))
     return read_manifest(out)
+
+
+def budget_message(cfg: CompressConfig, outcome: dict, parent: Manifest, reference: dict | None, out: Path) -> str:
+    accuracy = outcome["metrics"]["accuracy"]
+    if outcome["applies_to"] == "total":
+        lost = (f"{outcome['total']:.2f} accuracy points in total vs the task model {reference['name']} "
+                f"({reference['test_accuracy']:.4f} -> {accuracy:.4f}; this step {outcome['step']:+.2f})")
+    else:
+        lost = f"{outcome['step']:.2f} accuracy points (parent {parent.metrics['test']['accuracy']:.4f} -> {accuracy:.4f})"
+    return (f"{cfg.method_name} lost {lost}, more than --max-accuracy-drop {cfg.max_accuracy_drop}; "
+            f"{out} is marked failed in its manifest")

@@ -27,7 +27,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--method", required=True, help="compression method (see above)")
     parser.add_argument("--out", required=True, help="variant bundle to create")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0,
-                        help="test-accuracy points the variant may lose vs the parent (default: 1.0)")
+                        help="test-accuracy points the variant may lose in total vs the lineage's task model (the "
+                        "last ancestor that is not a compression), so chained compressions share one budget "
+                        "(default: 1.0)")
+    parser.add_argument("--accuracy-budget", choices=["total", "step"], default="total",
+                        help="bound the total drop vs the task model (default) or only this step's vs the parent")
     parser.add_argument("--data", help="the parent's training data, if its recorded path moved (same rows required)")
     parser.add_argument("--sparsity", type=float, help="prune-magnitude: share of weights set to zero, in (0, 1)")
     parser.add_argument("--student-layers", type=int, help="distill: layers of the student (default: 3)")
@@ -49,6 +53,7 @@ def run(args) -> int:
     method.update({option: getattr(args, flag) for flag, option in METHOD_FLAGS.items()
                    if getattr(args, flag) is not None})
     cfg = CompressConfig(method=method, max_accuracy_drop=args.max_accuracy_drop, data=args.data,
+                         accuracy_budget=args.accuracy_budget,
                          measure={"threads": args.threads, "enabled": not args.no_measure})
     manifest = run_compress(args.bundle, cfg, args.out, overwrite=args.overwrite)
     summary = {"bundle": args.out, "compression": manifest.compression, "test": manifest.metrics["test"],
@@ -57,9 +62,12 @@ def run(args) -> int:
         print_json(summary)
     else:
         c = manifest.compression
+        total = c.get("total_accuracy_drop_points")
+        total_text = "unknown" if total is None else f"{total:+.2f}"
         print(f"wrote {args.out} ({c['method']}): test accuracy {manifest.metrics['test']['accuracy']:.4f} "
-              f"(parent {c['parent_test_accuracy']:.4f}, drop {c['accuracy_drop_points']:+.2f} points, "
-              f"budget {c['max_accuracy_drop_points']}) status {c['status']}")
+              f"(parent {c['parent_test_accuracy']:.4f}, drop {c['accuracy_drop_points']:+.2f} points this step, "
+              f"{total_text} in total; budget {c['max_accuracy_drop_points']} {c['accuracy_budget']}) "
+              f"status {c['status']}")
         for runtime, figures in manifest.benchmarks.items():
             print(f"  {runtime}: p50 {figures['latency_p50_ms']:.1f} ms, p95 {figures['latency_p95_ms']:.1f} ms, "
                   f"{figures['throughput_per_second']:.1f} texts/s at batch {figures['throughput_batch']}, "
