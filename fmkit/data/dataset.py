@@ -9,7 +9,7 @@ from pathlib import Path
 from fmkit.data.builtin import BUILTIN_DATASETS
 from fmkit.data.clean import CleaningReport, clean_rows
 from fmkit.data.config import DataConfig
-from fmkit.data.readers import read_table
+from fmkit.data.readers import column_as_text, read_table
 from fmkit.data.split import SPLITS, fingerprint, stratified_sample, stratified_split
 from fmkit.errors import BadInputError
 from fmkit.registry import did_you_mean
@@ -73,7 +73,7 @@ def read_columns(config: DataConfig) -> tuple[list[str], list[str], dict[str, li
                 f"data {config.source!r} is neither a file nor a built-in dataset "
                 f"({', '.join(BUILTIN_DATASETS.names())}).{did_you_mean(config.source, BUILTIN_DATASETS.names())}"
             )
-        frame = read_table(path, config.format)
+        frame = read_table(path, config.format, (config.text_column, config.label_column, *config.group_columns))
         origin = str(path)
     columns = [str(c) for c in frame.columns]
     missing = [c for c in (config.text_column, config.label_column, *config.group_columns) if c not in columns]
@@ -86,9 +86,9 @@ def read_columns(config: DataConfig) -> tuple[list[str], list[str], dict[str, li
         )
     if len(frame) == 0:
         raise BadInputError(f"{origin}: the file has a header but no rows")
-    as_text = lambda column: ["" if v is None or v != v else str(v) for v in frame[column].tolist()]  # noqa: E731
-    groups = {column: as_text(column) for column in config.group_columns}
-    return as_text(config.text_column), as_text(config.label_column), groups, origin
+    groups = {column: column_as_text(frame, column, origin) for column in config.group_columns}
+    return (column_as_text(frame, config.text_column, origin), column_as_text(frame, config.label_column, origin),
+            groups, origin)
 
 
 def drop_duplicates_for(config: DataConfig) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fmkit.data.field_counts import check_field_counts
 from fmkit.errors import BadInputError
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -38,7 +39,8 @@ def check_utf8(path: Path) -> None:
         ) from None
 
 
-def read_table(path: Path, format: str = "auto"):
+def read_table(path: Path, format: str = "auto", columns: tuple[str, ...] | list[str] = ()):
+    """A table of strings (CSV/TSV) or plain values (JSONL/Parquet); ``columns``: JSONL rows must have them."""
     import pandas as pd
 
     path = Path(path)
@@ -51,13 +53,15 @@ def read_table(path: Path, format: str = "auto"):
         raise BadInputError(f"data file {path} is empty; it needs a header row and labelled rows")
     if fmt == "parquet":
         try:
-            return pd.read_parquet(path)
+            # integer columns with nulls stay integers (1, not 1.0), so labels keep their spelling
+            return pd.read_parquet(path, to_pandas_kwargs={"integer_object_nulls": True})
         except Exception as error:  # pyarrow raises several types for a bad file
             raise BadInputError(f"{path}: not a readable Parquet file ({error})") from None
     if path.suffix not in (".gz", ".bz2", ".xz", ".zip"):
         check_utf8(path)
     if fmt == "jsonl":
-        return _read_jsonl(path)
+        return _read_jsonl(path, columns)
+    check_field_counts(path, "\t" if fmt == "tsv" else ",")
     try:
         return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -83,14 +87,54 @@ def iter_jsonl(path: Path):
                 ) from None
 
 
-def _read_jsonl(path: Path):
+def _read_jsonl(path: Path, columns: tuple[str, ...] | list[str] = ()):
     import pandas as pd
 
-    records = []
+    records, numbers = [], []
     for number, record in iter_jsonl(path):
         if not isinstance(record, dict):
-            raise BadInputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+            raise BadInputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__} "
+                                f"({json.dumps(record)[:60]}); each line must be one object like "
+                                '{"text": ..., "label": ...}')
         records.append(record)
+        numbers.append(number)
     if not records:
         raise BadInputError(f"data file {path} has no records; each line must be one JSON object")
-    return pd.DataFrame.from_records(records)
+    _check_jsonl_columns(path, records, numbers, columns)
+    # object dtype: a column of ints with a missing value would otherwise become floats (1 -> "1.0")
+    return pd.DataFrame(records, dtype=object)
+
+
+def _check_jsonl_columns(path: Path, records: list[dict], numbers: list[int], columns) -> None:
+    """A column some objects have and others lack is a malformed row (one no object has: the caller's error)."""
+    present = {key for record in records for key in record}
+    for column in (c for c in columns if c in present):
+        lacking = [number for number, record in zip(numbers, records) if column not in record]
+        if lacking:
+            shown = ", ".join(map(str, lacking[:5])) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+            raise BadInputError(f"{path}, line {shown}: no field {column!r} (other lines have it); every object "
+                                f"needs it (use null for a missing value, and the row is dropped)")
+
+
+def column_as_text(frame, column: str, origin: str) -> list[str]:
+    """One string per row: missing values become "", numbers their plain spelling; lists are refused."""
+    import numpy as np
+    import pandas as pd
+
+    texts = []
+    for row, value in enumerate(frame[column].tolist()):
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, (list, tuple, set, dict, np.ndarray, bytes, bytearray)):
+            kind = {dict: "objects (dicts)", bytes: "bytes", bytearray: "bytes"}.get(type(value), "lists")
+            shown = value.tolist() if isinstance(value, np.ndarray) else value
+            raise BadInputError(
+                f"{origin}: column {column!r} holds {kind} (row {row + 1}: {shown!r:.80}), not one value per row; "
+                "a text or label column needs a string or number in each row. Flatten it first (one label per "
+                "row, or join the list into one string)" + (", or decode the bytes as UTF-8" if kind == "bytes" else "")
+            )
+        elif value is None or pd.isna(value):
+            texts.append("")
+        else:
+            texts.append(str(value))
+    return texts

@@ -319,7 +319,7 @@ def _read(path: Path, columns: list[str]):
     if str(path) in BUILTIN_DATASETS and not Path(path).exists():
         frame = BUILTIN_DATASETS.get(str(path)).load()
     else:
-        frame = read_table(Path(path), "auto")
+        frame = read_table(Path(path), "auto", columns)
     present = [str(c) for c in frame.columns]
     missing = [c for c in columns if c not in present]
     if missing:
@@ -331,6 +331,7 @@ def _read(path: Path, columns: list[str]):
 def anonymize_file(source: Path, out: Path, cfg: AnonymizeConfig, *, key: bytes | None = None,
                    mapping_path: Path | None = None, progress: bool = True) -> dict:
     """Write the anonymized table to ``out`` and a report (counts per entity and column) beside it."""
+    from fmkit.data.readers import column_as_text
     from fmkit.fileio import write_json_atomic
 
     source, out = Path(source), Path(out)
@@ -345,7 +346,7 @@ def anonymize_file(source: Path, out: Path, cfg: AnonymizeConfig, *, key: bytes 
               "entities": resolve_entities(cfg.entities), "columns": {}}
     total_bytes = 0
     for column in cfg.text_columns:
-        texts = ["" if v is None or v != v else str(v) for v in frame[column].tolist()]
+        texts = column_as_text(frame, column, str(source))
         total_bytes += sum(len(t.encode("utf-8")) for t in texts)
         anonymized, counts = anonymize_texts(texts, cfg, key=key, mapping=mapping, progress=progress)
         frame[column] = anonymized
@@ -368,6 +369,8 @@ def report_path(out: Path) -> Path:
 
 
 def reverse_file(source: Path, out: Path, columns: list[str], mapping_path: Path, key: bytes) -> dict:
+    from fmkit.data.readers import column_as_text
+
     source, out = Path(source), Path(out)
     if source.resolve() == out.resolve():
         raise BadInputError(f"--out {out} is the input file; write the restored copy elsewhere")
@@ -375,7 +378,7 @@ def reverse_file(source: Path, out: Path, columns: list[str], mapping_path: Path
     frame = _read(source, columns)
     restored = 0
     for column in columns:
-        texts = ["" if v is None or v != v else str(v) for v in frame[column].tolist()]
+        texts = column_as_text(frame, column, str(source))
         frame[column], count = reverse_texts(texts, mapping)
         restored += count
     _write_table(frame, out)
