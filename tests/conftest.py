@@ -159,3 +159,34 @@ def live_server(bundle: Path, workspace: Path, *extra: str):
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=60)
+
+
+def corner_picture(label: int, size: int = 16, channels: int = 1, seed: int = 0):
+    """Noise with a bright 6x6 square in corner ``label`` (0..3) as (H, W) or (H, W, 3) uint8."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picture = rng.integers(0, 60, (size, size, channels), dtype=np.uint8)
+    row = 1 if label in (0, 1) else size - 7
+    column = 1 if label in (0, 2) else size - 7
+    picture[row:row + 6, column:column + 6] = 230
+    return picture[:, :, 0] if channels == 1 else picture
+
+
+@pytest.fixture(scope="session")
+def tiny_image_bundle(tmp_path_factory) -> Path:
+    """A small CNN trained on 16x16 gray pictures whose bright corner is the class (4 classes)."""
+    from PIL import Image
+
+    from fmkit.cli.main import main as cli
+
+    root = tmp_path_factory.mktemp("corners") / "corners"
+    for index in range(160):
+        folder = root / ["top-left", "top-right", "bottom-left", "bottom-right"][index % 4]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(corner_picture(index % 4, seed=index)).save(folder / f"{index}.png")
+    out = tmp_path_factory.mktemp("image-bundle") / "corners-cnn"
+    assert cli(["finetune", "--model", "cnn", "--data", str(root), "--out", str(out), "--epochs", "4",
+                "--batch-size", "32", "--learning-rate", "3e-3", "--no-progress", "--precision", "fp32",
+                "--no-augment"]) == 0
+    return out

@@ -125,3 +125,33 @@ def check_policy(manifest, policy: Policy) -> list[RuleResult]:
     if not results:
         raise BadInputError("the policy sets no rule; set at least one, e.g. min_accuracy: 0.8")
     return results
+
+
+def read_gated_manifest(path):
+    """The manifest a gate may judge: files matching the content digest, manifest matching its seal.
+
+    A gate passes only what fmkit measured on this model, so it refuses (CheckFailedError, exit 1)
+    a bundle whose files changed, whose manifest was edited outside fmkit, whose seal this workspace
+    cannot check (signed with another key), or that has no seal (made by an older fmkit).
+    """
+    from fmkit.bundle.seal import check_seal
+    from fmkit.bundle.store import read_manifest_data
+    from fmkit.bundle.verify import content_problems
+    from fmkit.errors import CheckFailedError
+
+    manifest, data = read_manifest_data(path)
+    seal = check_seal(data)
+    fixes = {
+        "edited": "re-create the bundle with fmkit (or restore it from where it was made)",
+        "unknown-key": "gate it where it was made (the same workspace, or the same $FMKIT_SIGNING_KEY)",
+        "unsealed": f"re-measure it with `fmkit evaluate {path}` (which seals the manifest with this workspace's key) "
+                    "and gate again",
+    }
+    if seal.state != "ok":
+        raise CheckFailedError(f"gate refuses {path}: {seal.message}, so its measured values are not evidence; "
+                               f"{fixes[seal.state]}")
+    problems = content_problems(path, manifest)
+    if problems:
+        raise CheckFailedError(f"gate refuses {path}: its files do not match the content digest its metrics were "
+                               f"measured on ({'; '.join(problems)}); re-create the bundle with fmkit")
+    return manifest

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fmkit.bundle import LineageEntry, Manifest, read_manifest, update_manifest, write_bundle
+from fmkit.bundle import LineageEntry, Manifest, open_bundle, read_manifest, update_manifest, write_bundle
 from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
 from fmkit.compress.tasks import compress_hooks
@@ -96,7 +96,7 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     from fmkit.fileio import remove_stale_leftovers
 
     bundle, out = Path(bundle), Path(out)
-    parent = read_manifest(bundle)
+    parent = open_bundle(bundle)  # a changed parent is refused: its variant would claim its digest
     from fmkit.tasks import task_of_bundle
 
     task_of_bundle(bundle, parent.task)  # a masked-LM base model: "fine-tune it first"

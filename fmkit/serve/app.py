@@ -3,75 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import Request  # module level: FastAPI resolves the string annotations against these globals
 
 from fmkit._version import __version__
-from fmkit.serve.config import ServeConfig
+from fmkit.serve.access import ADMIN, PREDICT, READ, Access, audit_target
+from fmkit.serve.config import ServeConfig, model_name_problem
+from fmkit.serve.errors import ApiError, error_response  # noqa: F401  (ApiError re-exported)
 from fmkit.serve.schemas import (ErrorResponse, ExplainRequest, ExplainResponse, KeyRequest, LoadRequest,
                                  ModelSummary, PredictRequest, PredictResponse)
 
-READ_ROLES = ("admin", "predict", "read")
-ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
-          413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
-          503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuse bodies over ``limit`` bytes (413), declared or streamed. A plain ASGI middleware:
-    Starlette's BaseHTTPMiddleware would add a task and stream copies to every request."""
-
-    def __init__(self, app, limit: int, respond):
-        self.app, self.limit, self.respond = app, limit, respond
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(scope, receive, send, f"request body is {int(declared)} bytes")
-        received = 0
-
-        async def counted_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counted_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(scope, receive, send, f"request body exceeds {self.limit} bytes")
-
-    async def _refuse(self, scope, receive, send, what: str):
-        response = self.respond(413, "body_too_large", f"{what}; the limit is {self.limit}", "max_body_bytes")
-        await response(scope, receive, send)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, limit: str | None = None, headers=None):
-        self.status, self.code, self.message, self.limit, self.headers = status, code, message, limit, headers or {}
+log = logging.getLogger("fmkit.serve")
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 422, 429, 500, 503, 504)}
 
 
 def create_app(config: ServeConfig):
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from fastapi.responses import HTMLResponse, PlainTextResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from fmkit.bundle.manifest import utc_now
-    from fmkit.serve.batcher import QueueFullError
+    from fmkit.serve.limits import BodyLimit
     from fmkit.serve.state import ServerState
 
     state = ServerState.create(config)
+    access = Access(state, config)
 
     async def flush_audit_forever():
         while True:
@@ -81,7 +40,10 @@ def create_app(config: ServeConfig):
     async def flush_audit():
         rows, state.audit = state.audit, []
         if rows:
-            await asyncio.get_running_loop().run_in_executor(None, state.keys.write_audit, rows)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, state.keys.write_audit, rows)
+            except Exception:  # a locked or full disk must not stop the flusher (or the server)
+                log.exception("could not write %d audit rows", len(rows))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -98,14 +60,22 @@ def create_app(config: ServeConfig):
 
     app = FastAPI(title="fmkit serve", version=__version__, lifespan=lifespan,
                   description="Predict with fmkit bundles. Send `Authorization: Bearer <key>`; "
-                  "keys come from `fmkit keys create`.")
+                  "keys come from `fmkit keys create`. Text models take `texts`, image models take `images` "
+                  "(base64 files); `GET /v1/models` says which (`inputs`).")
     app.state.fmkit = state
 
-    def error_response(status, code, message, limit=None, headers=None):
-        body = {"error": {"code": code, "message": message}}
-        if limit:
-            body["error"]["limit"] = limit
-        return JSONResponse(body, status_code=status, headers=headers)
+    def refuse(request, status, code, message, limit=None, headers=None):
+        """A request refused before its endpoint ran (bad body, 413): authenticated first, always audited."""
+        started = time.perf_counter()
+        endpoint, model = audit_target(request.url.path)
+        key = None
+        try:
+            key = access.authorize_route(request)
+        except ApiError as refusal:
+            status, code, message, limit, headers = (refusal.status, refusal.code, refusal.message, refusal.limit,
+                                                     refusal.headers)
+        access.audit(key, endpoint, model, None, status, started)
+        return error_response(status, code, message, limit, headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request, error: ApiError):
@@ -113,45 +83,30 @@ def create_app(config: ServeConfig):
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, error: RequestValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        return error_response(422, "invalid_request", problems or "invalid request body")
+        problems = "; ".join(f"{'.'.join(str(p)[:100] for p in e['loc'])}: {e['msg']}" for e in error.errors()[:20])
+        return refuse(request, 422, "invalid_request", problems or "invalid request body")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, error):
+        if error.status_code in (400, 413, 422):  # the body could not be read: still authenticate first
+            return refuse(request, error.status_code, "http_error", str(error.detail), headers=error.headers)
         # keep the exception's headers: a 405 must say which methods are Allowed
         return error_response(error.status_code, "http_error", str(error.detail), headers=error.headers)
 
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=error_response)
+    def body_too_large(scope, status, code, message, limit):
+        started = time.perf_counter()
+        endpoint, model = audit_target(scope["path"])
+        key = access.key_or_none({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
+        access.audit(key, endpoint, model, None, status, started)
+        return error_response(status, code, message, limit)
 
-    def authorize(request: Request, roles, model: str | None = None):
-        if not config.auth:
-            return None
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer "):
-            raise ApiError(401, "unauthorized", "send `Authorization: Bearer <key>` (make one with `fmkit keys create`)",
-                           headers={"WWW-Authenticate": "Bearer"})
-        key = state.keys.verify(header[7:].strip())
-        if key is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-        if key.role not in roles:
-            raise ApiError(403, "forbidden", f"role {key.role!r} may not do this; needs one of {', '.join(roles)}")
-        if model is not None and not key.may_use(model):
-            raise ApiError(403, "forbidden", f"this key may not use model {model!r}")
-        wait = state.buckets.take(key.id)
-        if wait:
-            raise ApiError(429, "rate_limited", f"rate limit of {config.rate_per_second}/s exceeded",
-                           "rate_per_second", headers={"Retry-After": str(max(1, round(wait)))})
-        return key
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=body_too_large)
 
-    def audit(key, endpoint, model, texts, status, started, inputs=None):
-        state.audit.append((utc_now(), key.id if key else None, endpoint, model, len(texts) if texts else None,
-                            status, round((time.perf_counter() - started) * 1000, 3),
-                            "\n".join(inputs) if inputs and config.log_inputs else None))
-
-    def slot_for(name: str):
+    def slot_for(name: str, key=None):
         slot = state.models.get(name)
         if slot is None:
-            raise ApiError(404, "unknown_model", f"no model {name!r}; served: {', '.join(sorted(state.models)) or 'none'}")
+            visible = sorted(n for n in state.models if key is None or key.may_use(n))
+            raise ApiError(404, "unknown_model", f"no model {name!r}; served: {', '.join(visible) or 'none'}")
         return slot
 
     @app.get("/healthz", tags=["health"])
@@ -159,16 +114,16 @@ def create_app(config: ServeConfig):
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
-    async def readyz():
+    async def readyz():  # unauthenticated (for probes): says how many models, not which
         if not state.ready:
             raise ApiError(503, "not_ready", "models are loading")
-        return {"status": "ready", "models": sorted(state.models)}
+        return {"status": "ready", "models": len(state.models)}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, responses=ERRORS)
     async def metrics(request: Request):
         from prometheus_client import generate_latest
 
-        authorize(request, ("admin", "read"))
+        access.authorize(request, ("admin", "read"))
         for name, slot in state.models.items():
             state.metrics.queue_depth.labels(name).set(slot.batcher.depth)
         return PlainTextResponse(generate_latest(state.metrics.registry).decode(),
@@ -176,11 +131,15 @@ def create_app(config: ServeConfig):
 
     @app.get("/v1/models", tags=["models"], response_model=list[ModelSummary], responses=ERRORS)
     async def list_models(request: Request):
-        authorize(request, READ_ROLES)
-        return [slot.summary for slot in state.models.values()]
+        """The models this key may use (server paths only for admin keys)."""
+        from fmkit.serve.redact import public_summary
+
+        key = access.authorize(request, READ)
+        return [slot.summary if access.sees_paths(key) else public_summary(slot.summary)
+                for name, slot in state.models.items() if key is None or key.may_use(name)]
 
     @contextmanager
-    def observed(endpoint: str, name: str, texts: list[str]):
+    def observed(endpoint: str, name: str, count: int, logged: list[str]):
         """Metrics and the audit row of one model request, whatever its outcome; the caller sets ``key``."""
         record = {"key": None, "status": 500}
         started = time.perf_counter()
@@ -193,44 +152,71 @@ def create_app(config: ServeConfig):
         finally:
             state.metrics.requests.labels(endpoint, name, str(record["status"])).inc()
             state.metrics.latency.labels(endpoint, name).observe(time.perf_counter() - started)
-            audit(record["key"], endpoint, name, texts, record["status"], started, texts)
+            access.audit(record["key"], endpoint, name, count, record["status"], started, logged)
 
-    def check_texts(texts: list[str], limit: int, setting: str) -> None:
-        if len(texts) > limit:
-            raise ApiError(413, "too_many_texts", f"{len(texts)} texts; the limit is {limit} per request", setting)
-        long = [i for i, t in enumerate(texts) if len(t) > config.max_chars]
-        if long:
-            raise ApiError(422, "text_too_long", f"texts {long[:5]} exceed {config.max_chars} characters",
-                           "max_chars")
+    async def run_model(slot, inputs):
+        """Probabilities from the slot's batcher; every failure becomes an ApiError naming no server path."""
+        from fmkit.errors import BadInputError
+        from fmkit.serve.batcher import NonFiniteOutputError, QueueFullError
+
+        try:
+            return await asyncio.wait_for(slot.batcher.submit(inputs), config.request_timeout_s)
+        except QueueFullError:
+            raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
+                           headers={"Retry-After": "1"}) from None
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"no answer within {config.request_timeout_s} s", "request_timeout_s") from None
+        except BadInputError as error:
+            raise ApiError(422, "bad_input", str(error).replace(str(slot.path), slot.name)) from None
+        except NonFiniteOutputError as error:
+            log.error("model %s (%s): %s", slot.name, slot.path, error)
+            raise ApiError(500, "model_failed", f"model {slot.name!r} answered non-finite probabilities for this "
+                           "request; its weights may be damaged (an admin can check them with `fmkit info`)") from None
+        except Exception:
+            log.exception("model %s (%s) failed on a request", slot.name, slot.path)
+            raise ApiError(500, "model_failed", f"model {slot.name!r} failed on this request; the server log "
+                           "has the details") from None
 
     @app.post("/v1/models/{name}:predict", tags=["models"], response_model=PredictResponse, responses=ERRORS)
     async def predict(name: str, body: PredictRequest, request: Request):
-        with observed("predict", name, body.texts) as record:
-            record["key"] = authorize(request, ("admin", "predict"), name)
-            slot = slot_for(name)
-            check_texts(body.texts, config.max_texts, "max_texts")
-            try:
-                probabilities = await asyncio.wait_for(slot.batcher.submit(body.texts), config.request_timeout_s)
-            except QueueFullError:
-                raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
-                               headers={"Retry-After": "1"}) from None
-            except asyncio.TimeoutError:
-                raise ApiError(504, "timeout", f"no answer within {config.request_timeout_s} s",
-                               "request_timeout_s") from None
+        """Classify ``texts`` (text models) or ``images`` (image models, base64 files)."""
+        from fmkit.serve.inputs import IMAGES, check_texts, decode_images, image_digests
+
+        sent = "texts" if body.texts is not None else "images"
+        values = body.texts if body.texts is not None else body.images
+        logged = (values if sent == "texts" else image_digests(values)) if config.log_inputs else None
+        with observed("predict", name, len(values), logged) as record:
+            record["key"] = access.authorize(request, PREDICT, name)
+            slot = slot_for(name, record["key"])
+            kind = slot.inputs
+            if sent != kind.field:
+                raise ApiError(422, "wrong_input_kind", f"model {name!r} classifies {kind.noun}s: send "
+                               f"\"{kind.field}\", not \"{sent}\"")
+            if kind is IMAGES:  # decoding is CPU work: off the event loop
+                inputs = await asyncio.get_running_loop().run_in_executor(
+                    None, decode_images, values, config, slot.runtime)
+            else:
+                inputs = check_texts(values, config, config.max_texts, "max_texts")
+            probabilities = await run_model(slot, inputs)
             labels = slot.summary["labels"]
             return {"model": name, "predictions": [
                 {"label": labels[int(row.argmax())], "probabilities": {l: float(p) for l, p in zip(labels, row)}}
                 for row in probabilities]}
 
     async def explain(name: str, body: ExplainRequest, request: Request):
-        """Per-word attributions (Captum layer integrated gradients); PyTorch bundles only, one at a time."""
-        with observed("explain", name, body.texts) as record:
-            record["key"] = authorize(request, ("admin", "predict"), name)
-            slot = slot_for(name)
+        """Per-word attributions (Captum layer integrated gradients); PyTorch text bundles only, one at a time."""
+        import math
+
+        from fmkit.serve.inputs import check_texts
+
+        with observed("explain", name, len(body.texts), body.texts if config.log_inputs else None) as record:
+            record["key"] = access.authorize(request, PREDICT, name)
+            slot = slot_for(name, record["key"])
             if not slot.summary["explainable"]:
-                raise ApiError(422, "not_explainable", f"model {name!r} runs on {slot.summary['runtime']}; "
-                               "explanations need PyTorch weights: serve the bundle it was compressed from")
-            check_texts(body.texts, config.max_explain_texts, "max_explain_texts")
+                raise ApiError(422, "not_explainable", f"model {name!r} is a {slot.summary['task']} model on "
+                               f"{slot.summary['runtime']}; explanations need a text model with PyTorch weights "
+                               "(serve the bundle it was compressed from)")
+            check_texts(body.texts, config, config.max_explain_texts, "max_explain_texts")
             if body.target is not None and body.target not in slot.summary["labels"]:
                 raise ApiError(404, "unknown_label", f"target {body.target!r} is not a label of {name!r}; use one "
                                f"of {slot.summary['labels']}")
@@ -251,6 +237,8 @@ def create_app(config: ServeConfig):
             except asyncio.TimeoutError:
                 raise ApiError(504, "timeout", f"no explanation within {config.request_timeout_s * 3} s; send fewer "
                                "texts or fewer steps", "request_timeout_s") from None
+            if not all(math.isfinite(e.probability) for e in explanations):
+                raise ApiError(500, "model_failed", f"model {name!r} answered non-finite probabilities")
             return {"model": name, "method": "layer integrated gradients (word embeddings)",
                     "explanations": [{"label": e.label, "probability": e.probability, "words": e.words,
                                       "convergence_delta": e.convergence_delta} for e in explanations]}
@@ -267,50 +255,83 @@ def create_app(config: ServeConfig):
 
     @app.get("/v1/models/{name}/card", tags=["models"], response_class=HTMLResponse, responses=ERRORS)
     async def card(name: str, request: Request):
-        """The model card (HTML), generated from the served bundle's manifest."""
+        """The model card (HTML), generated from the served bundle's manifest (paths: admin keys only)."""
+        from pathlib import Path
+
         from fmkit.audit.card import render_html, render_markdown
         from fmkit.bundle import read_manifest
+        from fmkit.serve.redact import public_manifest
 
-        authorize(request, READ_ROLES, name)
-        slot = slot_for(name)
-        return HTMLResponse(render_html(render_markdown(read_manifest(slot.path), slot.path), f"Model card: {name}"))
+        key = access.authorize(request, READ, name)
+        slot = slot_for(name, key)
+        manifest = read_manifest(slot.path)
+        if not access.sees_paths(key):
+            manifest, shown = public_manifest(manifest), Path(name)
+        else:
+            shown = slot.path
+        return HTMLResponse(render_html(render_markdown(manifest, shown), f"Model card: {name}"))
 
     @app.post("/v1/models/{name}:load", tags=["admin"], response_model=ModelSummary, responses=ERRORS)
     async def load(name: str, body: LoadRequest, request: Request):
-        from pathlib import Path
-
+        """Load (or replace) model NAME from a bundle directory on the server (inside --bundle-root when set)."""
         from fmkit.errors import FmkitError
 
-        key = authorize(request, ("admin",))
+        key = access.authorize(request, ADMIN)
         started = time.perf_counter()
-        if not Path(body.bundle).is_dir():
-            audit(key, "load", name, None, 404, started)
-            raise ApiError(404, "bundle_not_found", f"no bundle directory {body.bundle!r} on the server")
         try:
-            slot = await state.load(name, Path(body.bundle))
+            path = bundle_path(name, body.bundle)
+            slot = await state.load(name, path)
+        except ApiError as error:
+            access.audit(key, "load", name, None, error.status, started)
+            raise
         except FmkitError as error:
-            audit(key, "load", name, None, 422, started)
+            access.audit(key, "load", name, None, 422, started)
             raise ApiError(422, "bad_bundle", str(error)) from None
-        audit(key, "load", name, None, 200, started)
+        except Exception as error:  # damaged weights, unreadable files: the bundle's problem, not the server's
+            log.exception("loading %s from %s failed", name, body.bundle)
+            access.audit(key, "load", name, None, 422, started)
+            raise ApiError(422, "bad_bundle", f"could not load {body.bundle!r}: {type(error).__name__}: {error}") from None
+        access.audit(key, "load", name, None, 200, started)
         return slot.summary
+
+    def bundle_path(name: str, text: str):
+        from pathlib import Path
+
+        problem = model_name_problem(name)
+        if problem:
+            raise ApiError(422, "invalid_model_name", problem)
+        try:
+            path = Path(text).resolve()  # symlinks and .. resolved: what is checked is what is opened
+        except (OSError, ValueError, RuntimeError):
+            raise ApiError(422, "bad_bundle", f"{text!r} is not a usable path") from None
+        root = config.bundle_root
+        if root is not None and not path.is_relative_to(Path(root).resolve()):
+            raise ApiError(403, "outside_bundle_root", f"{text!r} is not inside the server's --bundle-root; "
+                           "this server loads bundles from there only")
+        try:
+            if path.is_dir():
+                return path
+        except (OSError, ValueError):
+            pass
+        raise ApiError(404, "bundle_not_found", f"no bundle directory {text!r} on the server")
 
     @app.delete("/v1/models/{name}", tags=["admin"], responses=ERRORS)
     async def unload(name: str, request: Request):
-        key = authorize(request, ("admin",))
+        key = access.authorize(request, ADMIN)
         slot_for(name)
         await state.unload(name)
-        audit(key, "unload", name, None, 200, time.perf_counter())
+        access.audit(key, "unload", name, None, 200, time.perf_counter())
         return {"unloaded": name}
 
     @app.post("/v1/keys", tags=["admin"], responses=ERRORS)
     async def create_key(body: KeyRequest, request: Request):
         from fmkit.errors import BadInputError
 
-        authorize(request, ("admin",))
+        access.authorize(request, ADMIN)
         try:
             token, record = state.keys.create(body.role, body.models, body.note)
         except BadInputError as error:
-            raise ApiError(422, "invalid_role", str(error)) from None
+            raise ApiError(422, "invalid_key_request", str(error)) from None
         return {"key": token, "id": record.id, "role": record.role, "models": list(record.models),
                 "note": "shown once: store it now"}
 
@@ -318,7 +339,7 @@ def create_app(config: ServeConfig):
     async def revoke_key(key_id: str, request: Request):
         from fmkit.errors import BadInputError
 
-        authorize(request, ("admin",))
+        access.authorize(request, ADMIN)
         try:
             record = state.keys.revoke(key_id)
         except BadInputError as error:
@@ -327,12 +348,9 @@ def create_app(config: ServeConfig):
 
     @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard():
-        from fmkit.audit.card import markdown_to_html, render_markdown
-        from fmkit.bundle import read_manifest
-        from fmkit.serve.dashboard import render_dashboard
+        """A page with no data in it: it asks for a key and fetches what that key may see."""
+        from fmkit.serve.dashboard import PAGE
 
-        cards = {name: markdown_to_html(render_markdown(read_manifest(slot.path), slot.path))
-                 for name, slot in state.models.items()}
-        return render_dashboard([slot.summary for slot in state.models.values()], cards)
+        return HTMLResponse(PAGE, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
     return app

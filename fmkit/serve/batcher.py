@@ -3,6 +3,10 @@
 The queue is bounded (a full queue answers 503 with Retry-After, memory never grows without
 bound), the model runs on one worker thread so the event loop stays free, and ``close``
 finishes every request already accepted (graceful shutdown, model reloads without drops).
+
+One request must never fail another: inputs are validated before they are queued, and if a
+shared forward pass still fails, its requests are re-run one at a time so only the request that
+caused it learns the error. A request whose probabilities are not finite gets an error, not rows.
 """
 
 from __future__ import annotations
@@ -11,17 +15,31 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 
 class QueueFullError(Exception):
     pass
 
 
+class NonFiniteOutputError(Exception):
+    """The model answered NaN or infinite probabilities for a request (damaged weights, overflow)."""
+
+
+def join_lists(parts: list) -> list:
+    return [item for part in parts for item in part]
+
+
 class MicroBatcher:
+    """``join`` makes one model input from several requests' inputs: list concatenation for
+    texts, ``np.concatenate`` for image arrays (see fmkit.serve.inputs)."""
+
     def __init__(self, runtime, *, max_batch: int = 32, max_wait_ms: float = 5.0, queue_size: int = 256,
-                 observe_batch=None):
+                 observe_batch=None, join=join_lists):
         self.runtime = runtime
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
+        self.join = join
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmkit-model")
         self.observe_batch = observe_batch or (lambda size, seconds: None)
@@ -35,19 +53,19 @@ class MicroBatcher:
     def depth(self) -> int:
         return self.queue.qsize()
 
-    async def submit(self, texts: list[str]):
-        """Probabilities for ``texts`` (rows in order), computed in a shared batch."""
+    async def submit(self, inputs):
+        """Probabilities for ``inputs`` (rows in order), computed in a shared batch."""
         if self._closing:
             raise QueueFullError("shutting down")
         future = asyncio.get_running_loop().create_future()
         try:
-            self.queue.put_nowait((texts, future))
+            self.queue.put_nowait((inputs, future))
         except asyncio.QueueFull:
             raise QueueFullError("queue full") from None
         return await future
 
     def _drain(self, batch: list, count: int) -> tuple[int, bool]:
-        """Move waiting requests into ``batch`` up to ``max_batch`` texts; True if the stop sentinel came."""
+        """Move waiting requests into ``batch`` up to ``max_batch`` inputs; True if the stop sentinel came."""
         while count < self.max_batch:
             try:
                 item = self.queue.get_nowait()
@@ -60,7 +78,6 @@ class MicroBatcher:
         return count, False
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             item = await self.queue.get()
             if item is None:
@@ -72,23 +89,40 @@ class MicroBatcher:
             if not stop and count < self.max_batch and self.max_wait > 0:
                 await asyncio.sleep(self.max_wait)
                 count, stop = self._drain(batch, count)
-            texts = [text for request, _ in batch for text in request]
-            started = time.perf_counter()
-            try:
-                probabilities = await loop.run_in_executor(self.executor, self.runtime.predict_proba, texts)
-            except Exception as error:  # the model failed: every waiting request learns it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-            else:
-                self.observe_batch(len(texts), time.perf_counter() - started)
-                offset = 0
-                for request, future in batch:
-                    if not future.done():  # a request that timed out has gone away
-                        future.set_result(probabilities[offset:offset + len(request)])
-                    offset += len(request)
+            await self._answer(batch)
             if stop:
                 return
+
+    async def _predict(self, inputs):
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        probabilities = await loop.run_in_executor(self.executor, self.runtime.predict_proba, inputs)
+        self.observe_batch(len(inputs), time.perf_counter() - started)
+        return probabilities
+
+    async def _answer(self, batch: list) -> None:
+        live = [(request, future) for request, future in batch if not future.done()]  # timed-out ones have gone
+        if not live:
+            return
+        try:
+            probabilities = await self._predict(self.join([request for request, _ in live]))
+        except Exception as error:
+            if len(live) == 1:
+                _settle(live[0][1], error=error)
+                return
+            # One request may have broken the shared pass: re-run each alone, so only it fails.
+            for request, future in live:
+                if future.done():
+                    continue
+                try:
+                    _settle(future, await self._predict(request))
+                except Exception as single_error:
+                    _settle(future, error=single_error)
+            return
+        offset = 0
+        for request, future in live:
+            _settle(future, probabilities[offset:offset + len(request)])
+            offset += len(request)
 
     async def close(self) -> None:
         """Stop accepting, finish everything already queued, then stop the worker."""
@@ -97,3 +131,14 @@ class MicroBatcher:
             await self.queue.put(None)
             await self._worker
         self.executor.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future, rows=None, error: Exception | None = None) -> None:
+    if future.done():
+        return
+    if error is None and not np.isfinite(np.asarray(rows, dtype=np.float64)).all():
+        error = NonFiniteOutputError("the model's probabilities are not finite (NaN or infinite)")
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(rows)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Served names appear in URLs (/v1/models/NAME:predict), metrics labels and the audit log.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODEL_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a served model, or None when it can."""
+    if MODEL_NAME.fullmatch(name):
+        return None
+    return f"model name {name[:80]!r} is not allowed: use {MODEL_NAME_RULE}"
 
 
 class ServeConfig(BaseModel):
@@ -28,6 +40,12 @@ class ServeConfig(BaseModel):
     max_explain_texts: int = Field(8, ge=1, description="texts per :explain request (413 above); explaining "
                                    "costs ~steps forward+backward passes per text")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body size (413 above)")
+    max_images: int = Field(32, ge=1, description="images per request (413 above)")
+    max_image_bytes: int = Field(1_000_000, ge=1, description="encoded bytes per image (413 above)")
+    max_image_pixels: int = Field(4_194_304, ge=1, description="width x height per image, read from its header "
+                                  "before decoding (413 above): a small file must not decode to gigabytes")
+    bundle_root: Path | None = Field(None, description=":load only accepts bundles whose real path (symlinks "
+                                     "resolved) is inside this directory; None: any directory the server can read")
     rate_per_second: float = Field(50.0, gt=0, description="per-key token bucket refill rate")
     rate_burst: int = Field(100, ge=1, description="per-key token bucket size")
     log_inputs: bool = Field(False, description="store request texts in the audit log (off: never stored)")
@@ -35,3 +53,11 @@ class ServeConfig(BaseModel):
     precision: Literal["fp32", "bf16", "fp16", "auto"] | None = Field(
         None, description="weights of PyTorch bundles (None: as stored): bf16 halves memory and runs ~2x faster on "
         "CPUs with AVX-512 BF16 (fp16: CUDA only; auto: the fastest the device has); ONNX bundles keep their own types")
+
+    @field_validator("bundles")
+    @classmethod
+    def _names(cls, bundles: dict[str, Path]) -> dict[str, Path]:
+        problems = [problem for name in bundles if (problem := model_name_problem(name))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return bundles

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from fmkit.sqlite import connect
 
 ROLES = ("admin", "predict", "read")
 PREFIX = "fmk"
+ALL_MODELS = "*"
+NO_MODELS = "a key needs the models it may use: pass --models NAME[,NAME] (API: \"models\": [\"NAME\"]), or '*' for all"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -46,6 +49,30 @@ class ApiKey:
         return self.role == "admin" or "*" in self.models or model in self.models
 
 
+def check_allowlist(models: list[str]) -> list[str]:
+    """The model allowlist of a new key: names, or "*" for all. Empty is an error, never "all"."""
+    from fmkit.serve.config import model_name_problem
+
+    blank = [index for index, name in enumerate(models) if not isinstance(name, str) or not name.strip()]
+    if len(blank) == len(models):
+        raise BadInputError(f"empty model list: {NO_MODELS}")
+    if blank:
+        raise BadInputError(f"model names at positions {blank} are blank: {NO_MODELS}")
+    problems = [problem for name in models if name != ALL_MODELS and (problem := model_name_problem(name))]
+    if problems:
+        raise BadInputError("; ".join(problems))
+    return list(dict.fromkeys(models))  # in order, without repeats
+
+
+def _private(path: Path) -> None:
+    """The database (key hashes, the audit log, texts under --log-inputs) is readable by its owner
+    only; SQLite gives its journal and -wal/-shm files the same mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-journal", "-wal", "-shm"))):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 def _digest(salt: bytes, secret: str) -> str:
     return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()
 
@@ -59,6 +86,7 @@ class KeyStore:
         self._rows: dict[str, tuple[float, object]] = {}  # key id -> (read at, row or None)
         self.path = Path(workspace) / ".fmkit" / "serve.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private(self.path)
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -71,7 +99,7 @@ class KeyStore:
 
         if role not in ROLES:
             raise BadInputError(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
-        models = list(models or ["*"])
+        models = check_allowlist([ALL_MODELS] if models is None else models)
         key_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_bytes(16)
         record = ApiKey(key_id, role, tuple(models), utc_now(), None, note)
         with self._connect() as db:
@@ -120,6 +148,7 @@ class KeyStore:
         return next(k for k in self.list() if k.id == key_id)
 
     def write_audit(self, rows: list[tuple]) -> None:
+        """Rows of (time, key id, endpoint, model, inputs, status, latency ms, input text or None)."""
         if rows:
             with self._connect() as db:
                 db.executemany("INSERT INTO audit_log(time, key_id, endpoint, model, texts, status, latency_ms, input)"

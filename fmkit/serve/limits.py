@@ -1,4 +1,4 @@
-"""Per-key token-bucket rate limiting."""
+"""Per-key token-bucket rate limiting and the request body size limit."""
 
 from __future__ import annotations
 
@@ -20,3 +20,41 @@ class TokenBuckets:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes (413), declared or streamed. A plain ASGI middleware:
+    Starlette's BaseHTTPMiddleware would add a task and stream copies to every request.
+    ``respond(scope, status, code, message, limit)`` makes the response (and its audit row)."""
+
+    def __init__(self, app, limit: int, respond):
+        self.app, self.limit, self.respond = app, limit, respond
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send, f"request body is {int(declared)} bytes")
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send, f"request body exceeds {self.limit} bytes")
+
+    async def _refuse(self, scope, receive, send, what: str):
+        response = self.respond(scope, 413, "body_too_large", f"{what}; the limit is {self.limit}", "max_body_bytes")
+        await response(scope, receive, send)

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ImageData = Annotated[str, Field(description="an image file (PNG, JPEG, GIF, BMP or WebP), base64-encoded; a "
+                                 "data: URL prefix is allowed", json_schema_extra={"contentEncoding": "base64"})]
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Exactly one of ``texts`` (text models) or ``images`` (image models): GET /v1/models says which
+    (``inputs``) each model takes."""
 
-    texts: list[str] = Field(min_length=1, description="texts to classify", examples=[["a warm, funny film"]])
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["texts"]}, {"required": ["images"]}]})
+
+    texts: list[str] = Field(None, min_length=1, description="texts to classify (text models)",
+                             examples=[["a warm, funny film"]])
+    images: list[ImageData] = Field(None, min_length=1, description="images to classify (image models), each "
+                                    "the file's bytes in base64; never a path")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "PredictRequest":
+        if (self.texts is None) == (self.images is None):
+            raise ValueError("send exactly one of texts (for a text model) or images (for an image model)")
+        return self
 
 
 class Prediction(BaseModel):
@@ -53,8 +69,9 @@ class ExplainResponse(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str
-    bundle: str
+    bundle: str | None = Field(None, description="bundle directory on the server (admin keys only)")
     task: str
+    inputs: Literal["texts", "images"] = Field("texts", description="the predict request field this model takes")
     labels: list[str]
     runtime: str
     content_digest: str
@@ -78,7 +95,8 @@ class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["admin", "predict", "read"] = Field(description="admin, predict or read")
-    models: list[str] = Field(default_factory=lambda: ["*"], description="models this key may use; * = all")
+    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1,
+                              description='models this key may use; ["*"] = all (the default)')
     note: str | None = None
 
 

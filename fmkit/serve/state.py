@@ -20,6 +20,13 @@ class ModelSlot:
     summary: dict
     explainer: object = None  # built on the first :explain (PyTorch bundles only)
 
+    @property
+    def inputs(self):
+        """What this model takes (fmkit.serve.inputs.TEXTS or IMAGES)."""
+        from fmkit.serve.inputs import input_kind
+
+        return input_kind(self.runtime)
+
 
 class Metrics:
     def __init__(self):
@@ -59,6 +66,7 @@ class ServerState:
         import fmkit
         from fmkit.bundle import read_manifest
         from fmkit.serve.batcher import MicroBatcher
+        from fmkit.serve.inputs import input_kind
 
         loop = asyncio.get_running_loop()
         options = {"threads": self.config.threads, "batch_size": self.config.inference_batch}
@@ -71,10 +79,13 @@ class ServerState:
             metrics.batch_size.labels(name).observe(size)
             metrics.batch_seconds.labels(name).observe(seconds)
 
+        kind = input_kind(runtime)
         batcher = MicroBatcher(runtime, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms,
-                               queue_size=self.config.queue_size, observe_batch=observe)
+                               queue_size=self.config.queue_size, observe_batch=observe, join=kind.join)
         batcher.start()
-        summary = summarize(name, Path(path), runtime.manifest) | {"precision": getattr(runtime, "precision", None)}
+        summary = summarize(name, Path(path), runtime.manifest) | {
+            "precision": getattr(runtime, "precision", None), "inputs": kind.field,
+            "explainable": runtime.manifest.runtime == "torch" and kind.field == "texts"}  # Captum explains text
         slot = ModelSlot(name, Path(path), runtime, batcher, summary)
         async with self.lock:
             old = self.models.get(name)

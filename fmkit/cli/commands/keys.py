@@ -18,7 +18,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("action", choices=["create", "list", "revoke"])
     parser.add_argument("key_id", nargs="?", help="the key id to revoke")
     parser.add_argument("--role", help="admin, predict or read (create)")
-    parser.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    parser.add_argument("--models", help="comma-separated models the key may use, or '*' for all (default: all); "
+                        "an empty list is an error, never all")
     parser.add_argument("--note", help="a note stored with the key")
     parser.add_argument("--workspace", default=".", help="workspace holding .fmkit/serve.sqlite (default: .)")
     add_json_flag(parser)
@@ -33,7 +34,7 @@ def run(args) -> int:
     if args.action == "create":
         if not args.role:
             raise BadInputError("keys create needs --role admin|predict|read")
-        models = [m.strip() for m in args.models.split(",")] if args.models else None
+        models = None if args.models is None else [m.strip() for m in args.models.split(",")]
         token, record = store.create(args.role, models, args.note)
         if args.json:
             print_json({"key": token, "id": record.id, "role": record.role, "models": list(record.models)})

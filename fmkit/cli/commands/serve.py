@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fmkit.cli.common import add_verify_flag
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -33,17 +35,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rate-burst", type=int, default=100, help="token-bucket size per key (default: 100)")
     parser.add_argument("--log-inputs", action="store_true", help="store request texts in the audit log")
     parser.add_argument("--no-auth", action="store_true", help="no API keys (local experiments only)")
+    parser.add_argument("--bundle-root", metavar="DIR",
+                        help="admin :load requests may only load bundles whose real path (symlinks and .. resolved) "
+                        "is inside DIR (default: any directory the server can read)")
+    parser.add_argument("--max-image-bytes", type=int, default=1_000_000,
+                        help="encoded bytes per image in a predict request (default: 1000000; 413 above)")
+    parser.add_argument("--max-image-pixels", type=int, default=4_194_304,
+                        help="width x height per image, checked on its header before decoding (default: 4194304)")
+    add_verify_flag(parser)
     return parser
 
 
 def parse_bundles(items: list[str]) -> dict[str, str]:
     from fmkit.errors import BadInputError
+    from fmkit.serve.config import model_name_problem
 
     bundles = {}
     for item in items:
         name, separator, path = item.partition("=")
         if not separator or not name or not path:
             raise BadInputError(f"--bundle {item!r}: write NAME=PATH, e.g. --bundle reviews=models/reviews-int8")
+        if problem := model_name_problem(name):
+            raise BadInputError(f"--bundle {item!r}: {problem}")
+        if name in bundles:
+            raise BadInputError(f"--bundle {item!r}: the name {name!r} is already given to {bundles[name]}; "
+                                "each served model needs its own name")
         bundles[name] = path
     return bundles
 
@@ -51,19 +67,20 @@ def parse_bundles(items: list[str]) -> dict[str, str]:
 def run(args) -> int:
     import uvicorn
 
-    from fmkit.bundle import read_manifest
+    from fmkit.bundle import open_bundle
     from fmkit.serve.app import create_app
     from fmkit.serve.config import ServeConfig
 
     bundles = parse_bundles(args.bundle)
     for path in bundles.values():
-        read_manifest(path)  # a bad path fails here, before the server starts
+        open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
     config = ServeConfig(bundles=bundles, host=args.host, port=args.port, workspace=args.workspace,
                          max_batch=args.max_batch if args.max_wait_ms > 0 else 1, max_wait_ms=args.max_wait_ms,
                          queue_size=args.queue_size, inference_batch=args.inference_batch, threads=args.threads,
                          precision=args.precision, rate_per_second=args.rate_limit,
                          rate_burst=args.rate_burst, log_inputs=args.log_inputs,
-                         auth=not args.no_auth)
+                         auth=not args.no_auth, bundle_root=args.bundle_root,
+                         max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
                 timeout_graceful_shutdown=30)
     return 0
