@@ -26,3 +26,19 @@ class TrainingDivergedError(FmkitError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class BundleIntegrityError(BadInputError):
+    """A bundle's files no longer match its content digest, or its manifest no longer matches its seal."""
+
+    exit_code = 2
+
+
+class NonFiniteOutputError(FmkitError):
+    """The model produced NaN or infinite logits.
+
+    Exit 1, not 2: a runtime's inputs are token ids or 0..255 pixels, which a healthy model maps to
+    finite logits, so the model is at fault (damaged or diverged weights), not the request.
+    """
+
+    exit_code = 1

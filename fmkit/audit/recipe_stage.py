@@ -17,11 +17,10 @@ class GateStageConfig(Policy):
 
 
 def _run(cfg: GateStageConfig, out: Path, context: StageContext) -> StageResult:
-    from fmkit.audit.gate import check_policy
-    from fmkit.bundle import read_manifest
+    from fmkit.audit.gate import check_policy, read_gated_manifest
     from fmkit.errors import CheckFailedError
 
-    results = check_policy(read_manifest(cfg.bundle), Policy(**cfg.model_dump(exclude={"bundle"})))
+    results = check_policy(read_gated_manifest(cfg.bundle), Policy(**cfg.model_dump(exclude={"bundle"})))
     for result in results:
         context.log("  " + result.describe())
     broken = [r for r in results if not r.passed]

@@ -7,7 +7,9 @@ from fmkit.bundle.store import (
     read_manifest,
     update_manifest,
     write_bundle,
+    write_manifest,
 )
+from fmkit.bundle.verify import loading_weights, open_bundle, trust_unverified
 
 __all__ = [
     "MANIFEST_NAME",
@@ -16,7 +18,11 @@ __all__ = [
     "Manifest",
     "content_digest",
     "is_bundle",
+    "loading_weights",
+    "open_bundle",
     "read_manifest",
+    "trust_unverified",
     "update_manifest",
     "write_bundle",
+    "write_manifest",
 ]

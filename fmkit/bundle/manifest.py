@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fmkit._version import __version__
 
 MANIFEST_NAME = "fmkit.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the manifest carries a seal (fmkit/bundle/seal.py)
 
 
 def utc_now() -> str:
@@ -61,6 +61,8 @@ class Manifest(BaseModel):
     postprocess: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256
     content_digest: str = ""
+    # digest of every other field (canonical JSON) + HMAC with the workspace key; written by write_manifest
+    seal: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "Manifest":

@@ -2,7 +2,8 @@
 
 A bundle is built in a temporary sibling directory and renamed into place, so a crash
 never leaves a half bundle. Its content digest covers every file but the manifest, so
-recording metrics later does not change the model's identity.
+recording metrics later does not change the model's identity; the manifest is covered by its
+seal (fmkit/bundle/seal.py), which every write here recomputes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from fmkit.bundle.manifest import MANIFEST_NAME, Manifest
-from fmkit.errors import BadInputError
-from fmkit.fileio import atomic_directory, sha256_file, write_json_atomic
+from fmkit.bundle.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest
+from fmkit.errors import BadInputError, BundleIntegrityError
+from fmkit.fileio import atomic_directory, write_json_atomic
 
 # Derived reports (plots, evaluation outputs) live here and are not part of the model's identity.
 REPORTS_DIR = "reports"
@@ -26,14 +27,21 @@ def is_bundle(path: Path) -> bool:
     return (Path(path) / MANIFEST_NAME).is_file()
 
 
-def file_digests(directory: Path) -> dict[str, str]:
+def bundle_files(directory: Path) -> dict[str, Path]:
+    """relative path -> file, for every file the content digest covers (all but the manifest and reports/)."""
     directory = Path(directory)
-    digests = {}
+    files = {}
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if path.is_file() and path.name != MANIFEST_NAME and relative.parts[0] != REPORTS_DIR:
-            digests[relative.as_posix()] = sha256_file(path)
-    return digests
+        if path.is_file() and relative.as_posix() != MANIFEST_NAME and relative.parts[0] != REPORTS_DIR:
+            files[relative.as_posix()] = path
+    return files
+
+
+def file_digests(directory: Path) -> dict[str, str]:
+    from fmkit.bundle.verify import cached_sha256
+
+    return {name: cached_sha256(path) for name, path in bundle_files(directory).items()}
 
 
 def content_digest(files: dict[str, str]) -> str:
@@ -70,13 +78,30 @@ def write_bundle(
         refuse_pickles(tmp)
         manifest.files = file_digests(tmp)
         manifest.content_digest = content_digest(manifest.files)
-        write_json_atomic(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
+        write_manifest(tmp, manifest)
         if before_publish is not None:
             before_publish(tmp, manifest)
     return manifest
 
 
+def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
+    """Seal ``manifest`` and write it as ``directory/fmkit.json`` (atomically): the one way fmkit writes it."""
+    from fmkit.bundle.seal import make_seal
+
+    manifest.schema_version = max(manifest.schema_version, SCHEMA_VERSION)
+    data = manifest.model_dump(mode="json")
+    manifest.seal = data["seal"] = make_seal(data)
+    write_json_atomic(Path(directory) / MANIFEST_NAME, data)
+    return manifest
+
+
 def read_manifest(path: Path) -> Manifest:
+    """The manifest as written, unverified: use fmkit.bundle.verify.open_bundle before trusting it."""
+    return read_manifest_data(path)[0]
+
+
+def read_manifest_data(path: Path) -> tuple[Manifest, dict]:
+    """(the manifest, the raw JSON it was read from: what the seal covers)."""
     path = Path(path)
     manifest_path = path / MANIFEST_NAME
     if not path.exists():
@@ -90,22 +115,35 @@ def read_manifest(path: Path) -> Manifest:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BadInputError(f"{manifest_path} is not valid JSON ({error}); the bundle is damaged") from None
-    return Manifest.model_validate(data)
+    if not isinstance(data, dict):
+        raise BadInputError(f"{manifest_path} is not a JSON object; the bundle is damaged")
+    from pydantic import ValidationError
+
+    try:
+        return Manifest.model_validate(data), data
+    except ValidationError as error:
+        raise BadInputError(f"{manifest_path} is not a valid fmkit manifest ({error.error_count()} problem(s): "
+                            f"{error.errors()[0]['loc']} {error.errors()[0]['msg']}); the bundle is damaged") from None
 
 
 def update_manifest(path: Path, change: Callable[[Manifest], None]) -> Manifest:
-    """Apply ``change`` to the manifest and write it back atomically."""
-    manifest = read_manifest(path)
+    """Apply ``change`` to the manifest, re-seal it and write it back atomically.
+
+    A manifest edited outside fmkit is refused: re-sealing it would vouch for the edit.
+    """
+    from fmkit.bundle.seal import check_seal
+
+    manifest, data = read_manifest_data(path)
+    seal = check_seal(data)
+    if seal.edited:
+        raise BundleIntegrityError(f"{path}: {seal.message}; fmkit will not re-seal it with new results. Re-create the "
+                                   "bundle with fmkit (or restore it from where it was made)")
     change(manifest)
-    write_json_atomic(Path(path) / MANIFEST_NAME, manifest.model_dump(mode="json"))
-    return manifest
+    return write_manifest(path, manifest)
 
 
 def verify_bundle(path: Path) -> list[str]:
     """Files whose digest differs from the manifest (empty when intact)."""
-    manifest = read_manifest(path)
-    actual = file_digests(path)
-    problems = [f"missing {name}" for name in manifest.files if name not in actual]
-    problems += [f"changed {name}" for name, digest in manifest.files.items() if actual.get(name, digest) != digest]
-    problems += [f"unexpected {name}" for name in actual if name not in manifest.files]
-    return problems
+    from fmkit.bundle.verify import content_problems
+
+    return content_problems(path, read_manifest(path))

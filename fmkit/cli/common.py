@@ -11,6 +11,13 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
+def add_verify_flag(parser: argparse.ArgumentParser) -> None:
+    """--no-verify: open bundles without checking their content digest and manifest seal (cli/main.py)."""
+    parser.add_argument("--no-verify", action="store_true",
+                        help="load the bundle even if its files or manifest changed since fmkit wrote it "
+                        "(unsafe: only when you know why they changed)")
+
+
 def comma_list(value: str) -> list[str]:
     """argparse type for ``a,b,c``."""
     return [part.strip() for part in value.split(",") if part.strip()]

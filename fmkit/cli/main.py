@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
 
     enforce_offline()
     try:
+        if getattr(args, "no_verify", False):
+            from fmkit.bundle.verify import trust_unverified
+
+            with trust_unverified():
+                return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)
     except FmkitError as error:
         print(f"fmkit {args.command}: error: {error}", file=sys.stderr)

@@ -42,7 +42,10 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    config = AutoConfig.from_pretrained(str(base.path))
+    from fmkit.bundle import loading_weights
+
+    with loading_weights(base.path):
+        config = AutoConfig.from_pretrained(str(base.path))
     config.num_labels = len(label_names)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: index for index, label in enumerate(label_names)}
@@ -53,9 +56,10 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected, not news
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(base.path), config=config, use_safetensors=True, ignore_mismatched_sizes=True
-        )
+        with loading_weights(base.path):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(base.path), config=config, use_safetensors=True, ignore_mismatched_sizes=True
+            )
     finally:
         hf_logging.set_verbosity(verbosity)
     if base.is_bundle and read_manifest(base.path).labels != label_names:
@@ -64,7 +68,8 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
         for module in model.classifier.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+    with loading_weights(base.path):
+        tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     return tokenizer, model
 
 

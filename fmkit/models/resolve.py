@@ -60,6 +60,9 @@ def resolve_model(spec: str | Path) -> ResolvedModel:
     path = Path(text).expanduser()
     if path.is_dir():
         if is_bundle(path):
+            from fmkit.bundle import open_bundle
+
+            open_bundle(path)  # training from a bundle whose files or manifest changed would inherit a lie
             return ResolvedModel(text, path.resolve(), True)
         if not (path / "config.json").is_file():
             raise BadInputError(

@@ -42,9 +42,12 @@ def load_mlm_model(path, seed: int):
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized cls.predictions" is the point, not news
+    from fmkit.bundle import loading_weights
+
     try:
-        model, info = BertForMaskedLM.from_pretrained(str(path), config=config, use_safetensors=True,
-                                                      output_loading_info=True)
+        with loading_weights(path):
+            model, info = BertForMaskedLM.from_pretrained(str(path), config=config, use_safetensors=True,
+                                                          output_loading_info=True)
     finally:
         hf_logging.set_verbosity(verbosity)
     created = sorted(k for k in info["missing_keys"] if k.startswith("cls."))

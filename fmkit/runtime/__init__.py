@@ -13,9 +13,12 @@ BACKEND_MODULES = {"torch": "fmkit.runtime.torch_runtime", "onnx": "fmkit.runtim
                    "torch-image": "fmkit.runtime.image_runtime", "onnx-image": "fmkit.runtime.image_runtime"}
 
 
-def load_runtime(path, *, device: str = "auto", backend: str | None = None, **options):
+def load_runtime(path, *, device: str = "auto", backend: str | None = None, verify: bool = True, **options):
     """Open a bundle on its runtime (``backend=None``: the one its manifest names, for its task:
-    ``runtime: torch`` runs a text bundle on "torch" and an image bundle on "torch-image")."""
+    ``runtime: torch`` runs a text bundle on "torch" and an image bundle on "torch-image").
+
+    The bundle is verified first (content digest and manifest seal, see fmkit.bundle.verify);
+    ``verify=False`` skips that, with a warning, for people who know why the bundle changed."""
     if backend is None:
         from fmkit.bundle import read_manifest
         from fmkit.tasks import TASKS
@@ -25,7 +28,7 @@ def load_runtime(path, *, device: str = "auto", backend: str | None = None, **op
         backend = manifest.runtime + suffix
     if backend in BACKEND_MODULES:
         importlib.import_module(BACKEND_MODULES[backend])
-    return RUNTIMES.get(backend)(path, device=device, **options)
+    return RUNTIMES.get(backend)(path, device=device, verify=verify, **options)
 
 
 __all__ = ["RUNTIMES", "load_runtime"]

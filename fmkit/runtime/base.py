@@ -30,11 +30,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def require_finite(logits: np.ndarray, path) -> np.ndarray:
+    """``logits`` unless they hold NaN/inf: a probability of nan is never an answer."""
+    if not np.isfinite(logits).all():
+        from fmkit.errors import NonFiniteOutputError
+
+        rows = int((~np.isfinite(logits)).any(axis=1).sum())
+        raise NonFiniteOutputError(
+            f"{path} produced non-finite logits (NaN or inf) for {rows} of {len(logits)} inputs: its weights are "
+            f"damaged or diverged. Check them with `fmkit info {path}` and re-create the bundle")
+    return logits
+
+
 class ClassifierRuntime:
     backend = "base"
 
-    def __init__(self, path, *, batch_size: int = 32, allow_postprocess: bool = False):
-        from fmkit.bundle import read_manifest
+    def __init__(self, path, *, batch_size: int = 32, allow_postprocess: bool = False, verify: bool = True):
+        from fmkit.bundle import loading_weights, open_bundle
         from fmkit.bundle.store import refuse_pickles
         from fmkit.offline import enforce_offline
 
@@ -42,7 +54,7 @@ class ClassifierRuntime:
         from transformers import AutoTokenizer
 
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.manifest = open_bundle(self.path, verify=verify)  # changed files or an edited manifest: refused
         if self.manifest.task == "masked-lm":
             raise BadInputError(
                 f"{self.path} is a masked-LM base model (made by `fmkit pretrain`): it predicts masked words, not "
@@ -63,7 +75,8 @@ class ClassifierRuntime:
         refuse_pickles(self.path)
         self.labels = list(self.manifest.labels)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        with loading_weights(self.path):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
 
     # -- implemented by each backend -------------------------------------------------------
     def forward(self, batch: dict) -> np.ndarray:  # batch: input_ids, attention_mask (NumPy int64)
@@ -82,7 +95,7 @@ class ClassifierRuntime:
 
         for indices in sorted_batches(encoded.lengths, batch_size or self.batch_size):
             batch = pad_arrays([encoded.input_ids[i] for i in indices], self.tokenizer.pad_token_id)
-            yield indices, self.forward(batch)
+            yield indices, require_finite(self.forward(batch), self.path)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         encoded = self.encode(texts)

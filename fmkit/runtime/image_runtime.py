@@ -15,27 +15,28 @@ import numpy as np
 
 from fmkit.errors import BadInputError
 from fmkit.runtime import RUNTIMES
-from fmkit.runtime.base import Prediction, softmax
+from fmkit.runtime.base import Prediction, require_finite, softmax
 
 
 class ImageClassifierRuntime:
     backend = "base-image"
     takes_images = True
 
-    def __init__(self, path, *, batch_size: int = 64):
-        from fmkit.bundle import read_manifest
+    def __init__(self, path, *, batch_size: int = 64, verify: bool = True):
+        from fmkit.bundle import loading_weights, open_bundle
         from fmkit.bundle.store import refuse_pickles
         from fmkit.models.images import CONFIG_FILE
         from fmkit.tasks import IMAGE
 
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.manifest = open_bundle(self.path, verify=verify)  # changed files or an edited manifest: refused
         if self.manifest.task != IMAGE:
             raise BadInputError(f"{self.path} is a {self.manifest.task} bundle; the {self.backend} runtime runs "
                                 f"image-classification bundles. Open it with fmkit.load({str(self.path)!r}), which "
                                 "picks the bundle's own runtime")
         refuse_pickles(self.path)
-        self.config = json.loads((self.path / CONFIG_FILE).read_text())
+        with loading_weights(self.path):
+            self.config = json.loads((self.path / CONFIG_FILE).read_text())
         self.labels = list(self.manifest.labels)
         self.batch_size = batch_size
         self.channels = int(self.config["channels"])
@@ -96,7 +97,7 @@ class ImageClassifierRuntime:
         size = batch_size or self.batch_size
         for start in range(0, len(images), size):
             chunk = np.ascontiguousarray(images[start:start + size], dtype=np.float32)
-            yield np.arange(start, start + len(chunk)), self.forward(chunk)
+            yield np.arange(start, start + len(chunk)), require_finite(self.forward(chunk), self.path)
 
     def logits(self, inputs) -> np.ndarray:
         images = self.prepare(inputs)
@@ -118,14 +119,19 @@ class ImageClassifierRuntime:
 
 
 def load_image_model(path: Path):
-    """The bundle's network with its weights (safetensors only), in eval mode."""
+    """The bundle's network with its weights (safetensors only), in eval mode.
+
+    Callers verify a bundle first (fmkit.bundle.open_bundle); a damaged file still gets a clear error.
+    """
     from safetensors.torch import load_model
 
+    from fmkit.bundle import loading_weights
     from fmkit.models.images import CONFIG_FILE, IMAGE_MODELS, WEIGHTS_FILE
 
-    config = json.loads((Path(path) / CONFIG_FILE).read_text())
-    model = IMAGE_MODELS.get(config["architecture"]).load().build(config)
-    load_model(model, str(Path(path) / WEIGHTS_FILE))
+    with loading_weights(path):
+        config = json.loads((Path(path) / CONFIG_FILE).read_text())
+        model = IMAGE_MODELS.get(config["architecture"]).load().build(config)
+        load_model(model, str(Path(path) / WEIGHTS_FILE))
     return model.eval()
 
 
@@ -134,8 +140,8 @@ class TorchImageRuntime(ImageClassifierRuntime):
     backend = "torch-image"
 
     def __init__(self, path, *, device: str = "auto", precision: str = "fp32", batch_size: int = 64,
-                 threads: int | None = None):
-        super().__init__(path, batch_size=batch_size)
+                 threads: int | None = None, verify: bool = True):
+        super().__init__(path, batch_size=batch_size, verify=verify)
         import torch
 
         from fmkit.train.precision import resolve_precision, select_device
@@ -159,10 +165,12 @@ class TorchImageRuntime(ImageClassifierRuntime):
 class OnnxImageRuntime(ImageClassifierRuntime):
     backend = "onnx-image"
 
-    def __init__(self, path, *, device: str = "auto", batch_size: int = 64, threads: int | None = None):
-        super().__init__(path, batch_size=batch_size)
+    def __init__(self, path, *, device: str = "auto", batch_size: int = 64, threads: int | None = None,
+                 verify: bool = True):
+        super().__init__(path, batch_size=batch_size, verify=verify)
         import onnxruntime as ort
 
+        from fmkit.bundle import loading_weights
         from fmkit.export.onnx import ONNX_FILE
         from fmkit.runtime.onnx_runtime import session_options
 
@@ -173,7 +181,9 @@ class OnnxImageRuntime(ImageClassifierRuntime):
         if device.startswith("cuda"):
             raise BadInputError("the ONNX image runtime runs on the CPU here; use device=cpu or the torch runtime")
         self.device = "cpu"
-        self.session = ort.InferenceSession(str(model_file), session_options(threads), providers=["CPUExecutionProvider"])
+        with loading_weights(self.path):
+            self.session = ort.InferenceSession(str(model_file), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
 
     def forward(self, pixels: np.ndarray) -> np.ndarray:
         (logits,) = self.session.run(None, {"pixel_values": pixels})

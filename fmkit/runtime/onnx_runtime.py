@@ -24,10 +24,11 @@ class OnnxRuntime(ClassifierRuntime):
     backend = "onnx"
 
     def __init__(self, path, *, device: str = "auto", batch_size: int = 32, threads: int | None = None,
-                 allow_postprocess: bool = False):
-        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess)
+                 allow_postprocess: bool = False, verify: bool = True):
+        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess, verify=verify)
         import onnxruntime as ort
 
+        from fmkit.bundle import loading_weights
         from fmkit.errors import BadInputError
         from fmkit.export.onnx import ONNX_FILE
 
@@ -40,7 +41,8 @@ class OnnxRuntime(ClassifierRuntime):
                 raise BadInputError("device=cuda but onnxruntime has no CUDA provider; install onnxruntime-gpu")
             providers.insert(0, "CUDAExecutionProvider")
         self.device = device if device != "auto" else "cpu"
-        self.session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
+        with loading_weights(self.path):
+            self.session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def forward(self, batch: dict) -> np.ndarray:

@@ -18,17 +18,22 @@ from fmkit.runtime.base import ClassifierRuntime, Prediction  # noqa: F401  (Pre
 
 
 def load_hf_classifier(path: Path):
-    """Tokenizer + model from a bundle or HF directory, safetensors only."""
+    """Tokenizer + model from a bundle or HF directory, safetensors only.
+
+    Callers verify a bundle first (fmkit.bundle.open_bundle); a damaged file still gets a clear error.
+    """
     from fmkit.offline import enforce_offline
 
     enforce_offline()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from fmkit.bundle import loading_weights
     from fmkit.bundle.store import refuse_pickles
 
     refuse_pickles(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+    with loading_weights(path):
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
     return tokenizer, model
 
 
@@ -37,11 +42,12 @@ class TorchRuntime(ClassifierRuntime):
     backend = "torch"
 
     def __init__(self, path, *, device: str = "auto", precision: str | None = None, batch_size: int = 32,
-                 threads: int | None = None, allow_postprocess: bool = False):
-        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess)
+                 threads: int | None = None, allow_postprocess: bool = False, verify: bool = True):
+        super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess, verify=verify)
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        from fmkit.bundle import loading_weights
         from fmkit.train.precision import resolve_precision, select_device
 
         if threads:
@@ -50,7 +56,8 @@ class TorchRuntime(ClassifierRuntime):
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
         if precision is not None and precision not in (*dtypes, "auto"):
             raise BadInputError(f"precision={precision!r}: use fp32, bf16, fp16 (CUDA), auto, or None (as stored)")
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(self.path), use_safetensors=True)
+        with loading_weights(self.path):
+            self.model = AutoModelForSequenceClassification.from_pretrained(str(self.path), use_safetensors=True)
         if precision is None:
             self.precision = {dtype: name for name, dtype in dtypes.items()}.get(self.model.dtype, "fp32")
             self.model.to(self.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, comma_list, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, comma_list, print_json
 
 CHOICES = ("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy", "all")
 
@@ -47,6 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-record", action="store_true", help="do not write results into the manifest")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_verify_flag(parser)
     add_json_flag(parser)
     return parser
 

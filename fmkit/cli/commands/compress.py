@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
 
 # flag -> option of the method it applies to
 METHOD_FLAGS = {"sparsity": "sparsity", "student_layers": "student_layers", "alpha": "alpha",
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="runtime threads for the measurement (default: all cores)")
     parser.add_argument("--no-measure", action="store_true", help="skip latency/throughput/RSS measurement")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    add_verify_flag(parser)
     add_json_flag(parser)
     return parser
 

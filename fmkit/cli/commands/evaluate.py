@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_data_arguments, add_json_flag, format_metrics_table, print_json
+from fmkit.cli.common import add_data_arguments, add_json_flag, add_verify_flag, format_metrics_table, print_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="texts per inference batch (default: 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-record", action="store_true", help="do not write the metrics into the manifest")
+    add_verify_flag(parser)
     add_json_flag(parser)
     return parser
 

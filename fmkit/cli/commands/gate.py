@@ -23,10 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from fmkit.audit.gate import check_policy, load_policy
-    from fmkit.bundle import read_manifest
+    from fmkit.audit.gate import check_policy, load_policy, read_gated_manifest
 
-    results = check_policy(read_manifest(args.bundle), load_policy(args.policy))
+    results = check_policy(read_gated_manifest(args.bundle), load_policy(args.policy))
     broken = [r for r in results if not r.passed]
     if args.json:
         print_json({"bundle": args.bundle, "passed": not broken, "rules": [r.__dict__ for r in results]})

@@ -10,7 +10,8 @@ from fmkit.cli.common import add_json_flag, format_metrics_table, print_json
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "info", help="print a bundle's manifest: lineage, metrics, digest",
-        description="Print a bundle's manifest (fmkit.json) and check its files against their digests.",
+        description="Print a bundle's manifest (fmkit.json), check its files against their digests and the "
+        "manifest against its seal (exit 1 if either changed).",
     )
     parser.add_argument("bundle", help="bundle directory")
     add_json_flag(parser)
@@ -18,14 +19,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from fmkit.bundle import read_manifest
-    from fmkit.bundle.store import verify_bundle
+    from fmkit.bundle.seal import check_seal
+    from fmkit.bundle.store import read_manifest_data, verify_bundle
 
-    manifest = read_manifest(args.bundle)
+    manifest, data = read_manifest_data(args.bundle)
     problems = verify_bundle(args.bundle)
+    seal = check_seal(data)  # "manifest edited outside fmkit", unsealed (older fmkit), unknown key, or ok
+    failed = bool(problems) or seal.edited
     if args.json:
-        print_json({**manifest.model_dump(mode="json"), "integrity": problems or "ok"})
-        return 1 if problems else 0
+        print_json({**manifest.model_dump(mode="json"), "integrity": problems or "ok",
+                    "manifest_seal": {"state": seal.state, "message": seal.message}})
+        return 1 if failed else 0
     print(f"bundle        {args.bundle}")
     print(f"task          {manifest.task}  labels: {', '.join(manifest.labels)}")
     base_digest = manifest.base_model.get("digest")  # None for a network trained from random init
@@ -49,4 +53,5 @@ def run(args) -> int:
         print("metrics:")
         print("  " + format_metrics_table(manifest.metrics).replace("\n", "\n  "))
     print(f"integrity     {'ok' if not problems else '; '.join(problems)}")
-    return 1 if problems else 0
+    print(f"manifest      {seal.message}")
+    return 1 if failed else 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmkit.cli.common import add_json_flag, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--text-field", default="text", help="field holding the text in --input objects")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_verify_flag(parser)
     add_json_flag(parser)
     return parser
 

@@ -53,20 +53,24 @@ def build_model(cfg: ImageFinetuneConfig, data):
         what = f"a {task} bundle" if task else "neither a registered image model nor a bundle"
         raise BadInputError(f"--model {cfg.model!r} is {what}; image fine-tuning starts from "
                             f"{', '.join(IMAGE_MODELS.names())} or an image-classification bundle")
+    from fmkit.bundle import loading_weights, open_bundle
+
     parent = Path(cfg.model)
+    manifest = open_bundle(parent)  # changed weights or an edited manifest are refused, not trained on
     refuse_pickles(parent)
-    stored = json.loads((parent / CONFIG_FILE).read_text())
+    with loading_weights(parent):
+        stored = json.loads((parent / CONFIG_FILE).read_text())
     if stored["channels"] != data.channels:
         raise BadInputError(f"{parent} takes {stored['channels']}-channel images, the data has {data.channels}; "
                             f"pass --channels {stored['channels']}")
     module = IMAGE_MODELS.get(stored["architecture"]).load()
     model = module.build(stored)
-    load_model(model, str(parent / WEIGHTS_FILE))
+    with loading_weights(parent):
+        load_model(model, str(parent / WEIGHTS_FILE))
     if stored["labels"] != data.label_names:  # other classes: a fresh head of the right size
         module.replace_head(model, len(data.label_names))
     config = {**stored, "num_classes": len(data.label_names), "labels": data.label_names,
               "image_size": list(data.image_size)}
-    manifest = read_manifest(parent)
     return model, config, {"name": str(parent), "path": str(parent.resolve()), "digest": manifest.content_digest,
                            "base_model": manifest.base_model.get("name")}
 

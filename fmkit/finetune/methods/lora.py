@@ -68,10 +68,29 @@ def prepare(model, options: LoraOptions):
     return get_peft_model(model, config)
 
 
+def sort_set_fields(adapter_directory, config) -> None:
+    """Write ``adapter_config.json``'s set-valued fields (``target_modules``...) sorted.
+
+    PEFT stores them as Python sets and saves ``list(set)``, whose order changes with the
+    process's string-hash seed: two identical runs would get different bundle digests.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(adapter_directory) / "adapter_config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in vars(config).items():
+        if isinstance(value, (set, frozenset)) and isinstance(data.get(key), list):
+            data[key] = sorted(data[key], key=str)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def save(model, directory, options: LoraOptions) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     model.save_pretrained(str(directory / ADAPTER_DIR), safe_serialization=True)
+    for config in model.peft_config.values():  # one adapter, "default"
+        sort_set_fields(directory / ADAPTER_DIR, config)
     merged = model.merge_and_unload()
     merged.save_pretrained(str(directory), safe_serialization=True)
     return {"trainable_parameters": trainable, "total_parameters": total, "adapter": ADAPTER_DIR, "merged": True}
