@@ -41,9 +41,13 @@ def key_id(key: bytes) -> str:
 
 def _create_key_file(path: Path) -> None:
     """Write a new random key readable by its owner only; a concurrent creator's key wins intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as error:
+        raise BadInputError(f"cannot create the manifest signing key {path} ({error.strerror}); run fmkit from a "
+                            f"writable workspace directory or set ${KEY_ENV} to a secret of 16+ characters") from None
     try:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
