@@ -28,6 +28,8 @@ class EncodedTexts:
 
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int, *, warn: bool = True) -> EncodedTexts:
     """Tokenize without padding; count (and warn about) texts longer than ``max_length`` tokens."""
+    if not texts:
+        return EncodedTexts([], 0)  # fast tokenizers raise IndexError on an empty batch (a split set to 0)
     encoded = tokenizer(list(texts), truncation=False, padding=False, add_special_tokens=True)["input_ids"]
     truncated = sum(1 for ids in encoded if len(ids) > max_length)
     if truncated:

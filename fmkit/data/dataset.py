@@ -10,7 +10,7 @@ from fmkit.data.builtin import BUILTIN_DATASETS
 from fmkit.data.clean import CleaningReport, clean_rows
 from fmkit.data.config import DataConfig
 from fmkit.data.readers import column_as_text, read_table
-from fmkit.data.split import SPLITS, fingerprint, stratified_sample, stratified_split
+from fmkit.data.split import SPLITS, check_held_out, fingerprint, stratified_sample, stratified_split
 from fmkit.errors import BadInputError
 from fmkit.registry import did_you_mean
 
@@ -110,6 +110,13 @@ def load_text_classification(config: DataConfig) -> TextClassificationData:
             f"{report.missing_label_dropped} without a label)",
             stacklevel=2,
         )
+    for canonical, spellings in report.merged_labels.items():
+        written = ", ".join(f"{spelling!r} ({rows} rows)" for spelling, rows in sorted(spellings.items()))
+        warnings.warn(
+            f"{origin}: labels {written} in column {config.label_column!r} are the same number written "
+            f"differently; merged into one class {canonical!r}. Write each label one way to silence this",
+            stacklevel=2,
+        )
     if not texts:
         raise BadInputError(f"{origin}: no usable rows after dropping empty texts and labels")
     if config.max_rows is not None:
@@ -123,6 +130,7 @@ def load_text_classification(config: DataConfig) -> TextClassificationData:
             "classification needs at least two. Check --label-column."
         )
     splits = stratified_split(labels, config.validation_fraction, config.test_fraction, config.seed)
+    check_held_out(labels, splits, config.validation_fraction, config.test_fraction, origin)
     return TextClassificationData(
         texts=texts,
         labels=labels,

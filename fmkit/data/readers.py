@@ -25,18 +25,24 @@ def detect_format(path: Path, format: str) -> str:
     return fmt
 
 
-def check_utf8(path: Path) -> None:
-    """Find the first non-UTF-8 byte and report its line and column."""
-    raw = path.read_bytes()
+def decode_utf8(raw: bytes, name: str | Path) -> str:
+    """``raw`` as text; the first non-UTF-8 byte is reported with its line, column and byte offset."""
     try:
-        raw.decode("utf-8")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        shown = Path(str(name)) if str(name) != "stdin" else Path("in.txt")
+        converted = shown.with_name(f"{shown.stem}.utf8{shown.suffix}")
         raise BadInputError(
-            f"{path}, line {line}, column {column}: byte 0x{raw[error.start]:02x} is not valid UTF-8. "
-            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)"
+            f"{name}, line {line}, column {column}: byte 0x{raw[error.start]:02x} is not valid UTF-8 (byte offset "
+            f"{error.start}). Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {shown} > {converted}`)"
         ) from None
+
+
+def check_utf8(path: Path) -> None:
+    """Find the first non-UTF-8 byte and report its line and column."""
+    decode_utf8(path.read_bytes(), path)
 
 
 def read_table(path: Path, format: str = "auto", columns: tuple[str, ...] | list[str] = ()):
@@ -74,17 +80,17 @@ def read_table(path: Path, format: str = "auto", columns: tuple[str, ...] | list
 
 def iter_jsonl(path: Path):
     """(line number, value) for every non-blank line; a bad line is named with its column."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BadInputError(
-                    f"{path}, line {number}, column {error.colno}: invalid JSON ({error.msg}); "
-                    "each line must be one JSON value"
-                ) from None
+    text = decode_utf8(Path(path).read_bytes(), path)  # not valid UTF-8: the byte is named, not a traceback
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise BadInputError(
+                f"{path}, line {number}, column {error.colno}: invalid JSON ({error.msg}); "
+                "each line must be one JSON value"
+            ) from None
 
 
 def _read_jsonl(path: Path, columns: tuple[str, ...] | list[str] = ()):

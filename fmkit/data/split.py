@@ -59,3 +59,38 @@ def stratified_sample(labels: list[str], size: int, seed: int) -> list[int]:
         rng.shuffle(members)
         chosen.extend(members[: max(1, int(round(len(members) * fraction)))].tolist())
     return sorted(chosen)
+
+
+def rows_needed_per_class(validation_fraction: float, test_fraction: float) -> int:
+    """The smallest class :func:`stratified_split` gives a member in every held-out split (and training)."""
+    for size in range(1, 10_000):
+        test, validation = int(round(size * test_fraction)), int(round(size * validation_fraction))
+        if (test >= 1 or test_fraction == 0) and (validation >= 1 or validation_fraction == 0) \
+                and size - test - validation >= 1:
+            return size
+    return 10_000
+
+
+def check_held_out(labels: list[str], splits: dict[str, list[int]], validation_fraction: float,
+                   test_fraction: float, origin: str) -> None:
+    """A held-out split asked for but left empty (every class too small) is an error that says what is needed."""
+    from collections import Counter
+
+    from fmkit.errors import BadInputError
+
+    wanted = {"validation": validation_fraction, "test": test_fraction}
+    empty = [name for name, fraction in wanted.items() if fraction > 0 and not splits[name]]
+    if not empty:
+        return
+    sizes = Counter(labels)
+    needed = rows_needed_per_class(validation_fraction, test_fraction)
+    smallest = sorted(sizes.items(), key=lambda item: (item[1], item[0]))[:3]
+    examples = ", ".join(f"{label!r}: {count}" for label, count in smallest)
+    raise BadInputError(
+        f"{origin}: too few rows per class for the stratified split: {len(sizes)} classes with "
+        f"{min(sizes.values())}-{max(sizes.values())} rows each (e.g. {examples}), but with "
+        f"validation_fraction={validation_fraction:g} and test_fraction={test_fraction:g} a class needs at least "
+        f"{needed} rows to reach every held-out split, so the {' and '.join(empty)} split would be empty. "
+        f"Add rows (at least {needed} per class), merge rare classes into broader labels, or raise "
+        "--validation-fraction/--test-fraction"
+    )

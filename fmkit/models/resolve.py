@@ -50,6 +50,7 @@ class ResolvedModel:
 
 def resolve_model(spec: str | Path) -> ResolvedModel:
     from fmkit.bundle import is_bundle
+    from fmkit.bundle.store import refuse_pickles
 
     text = str(spec)
     if text in BUILTIN_MODELS:
@@ -60,6 +61,7 @@ def resolve_model(spec: str | Path) -> ResolvedModel:
     path = Path(text).expanduser()
     if path.is_dir():
         if is_bundle(path):
+            refuse_pickles(path)  # before transformers sees the directory: a .bin-only bundle was an OSError
             from fmkit.bundle import open_bundle
 
             open_bundle(path)  # training from a bundle whose files or manifest changed would inherit a lie

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
 
@@ -23,7 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument("texts", nargs="*", metavar="texts|images", help="texts to classify (image files for an "
                         "image bundle)")
-    parser.add_argument("--input", help="JSONL file of texts ('-' reads plain lines from stdin)")
+    parser.add_argument("--input", help="JSONL file of texts, or .txt with one text per line ('-' reads "
+                        "lines from stdin); UTF-8")
     parser.add_argument("--text-field", default="text", help="field holding the text in --input objects")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -33,29 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def read_inputs(args) -> list[str]:
-    from fmkit.errors import BadInputError
+    from fmkit.data.inputs import read_texts
 
-    texts = list(args.texts)
-    if args.input == "-":
-        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    elif args.input:
-        path = Path(args.input)
-        if not path.is_file():
-            raise BadInputError(f"--input {path} does not exist")
-        from fmkit.data.readers import iter_jsonl
-
-        for number, item in iter_jsonl(path):
-            if isinstance(item, dict):
-                if args.text_field not in item:
-                    raise BadInputError(f"{path}, line {number}: no field {args.text_field!r}; "
-                                        f"fields are {sorted(item)}. Set --text-field.")
-                item = item[args.text_field]
-            if not isinstance(item, str):
-                raise BadInputError(f"{path}, line {number}: the text must be a string")
-            texts.append(item)
-    if not texts:
-        raise BadInputError("no texts: pass them as arguments or with --input FILE.jsonl")
-    return texts
+    return read_texts(args.texts, args.input, args.text_field)
 
 
 def run(args) -> int:
@@ -77,14 +56,9 @@ def run(args) -> int:
 
 def predict_images(model, args) -> int:
     """Image files from the arguments (and --input: one path per line, '-' for stdin)."""
-    from fmkit.errors import BadInputError
+    from fmkit.data.inputs import read_image_paths
 
-    paths = list(args.texts)
-    if args.input:
-        lines = sys.stdin if args.input == "-" else Path(args.input).read_text(encoding="utf-8").splitlines()
-        paths += [line.strip() for line in lines if line.strip()]
-    if not paths:
-        raise BadInputError(f"no images: pass image files after {args.bundle}")
+    paths = read_image_paths(args.texts, args.input, args.bundle)
     predictions = model.predict(paths)
     if args.json:
         print_json([{"image": p, **prediction.as_dict()} for p, prediction in zip(paths, predictions)])

@@ -120,6 +120,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 def load_image_file(path: Path) -> np.ndarray:
     """One image file -> uint8 (C, H, W): grayscale stays 1 channel, anything else becomes RGB."""
+    import struct
+
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -127,7 +129,11 @@ def load_image_file(path: Path) -> np.ndarray:
             image.load()
             mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
             array = np.asarray(image.convert(mode), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as error:
+    except Image.DecompressionBombError as error:
+        raise BadInputError(f"{path}: too many pixels to decode safely ({error}); resize it (e.g. to at most "
+                            "4096x4096) or replace it") from None
+    # Pillow reports a corrupt file with any of these, depending on the format and where it breaks
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as error:
         raise BadInputError(f"{path}: not a readable image ({error}); remove or replace it") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
