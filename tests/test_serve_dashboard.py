@@ -1,7 +1,6 @@
 """The /ui dashboard in headless Chromium: it asks for a key, lists what that key may see, try-it
 predicts and explains, cards open, an image model takes a file, a screenshot."""
 
-
 from PIL import Image
 
 from conftest import corner_picture, headless_page, live_server, needs_chromium

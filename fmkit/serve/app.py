@@ -7,17 +7,22 @@ import logging
 import time
 from contextlib import asynccontextmanager, contextmanager
 
-from fastapi import Request  # module level: FastAPI resolves the string annotations against these globals
+from typing import Annotated
+
+from fastapi import Path, Request  # module level: FastAPI resolves the string annotations against these globals
 
 from fmkit._version import __version__
 from fmkit.serve.access import ADMIN, PREDICT, READ, Access, audit_target
-from fmkit.serve.config import ServeConfig, model_name_problem
+from fmkit.serve.config import MODEL_NAME, MODEL_NAME_RULE, ServeConfig, model_name_problem
 from fmkit.serve.errors import ApiError, error_response  # noqa: F401  (ApiError re-exported)
 from fmkit.serve.schemas import (ErrorResponse, ExplainRequest, ExplainResponse, KeyRequest, LoadRequest,
                                  ModelSummary, PredictRequest, PredictResponse)
 
 log = logging.getLogger("fmkit.serve")
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 422, 429, 500, 503, 504)}
+# An HTML route's errors are still JSON: say so, or FastAPI documents them under text/html.
+JSON_ERRORS = {status: {"description": "error", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}} for status in ERRORS}
 
 
 def create_app(config: ServeConfig):
@@ -253,10 +258,10 @@ def create_app(config: ServeConfig):
     explain.__annotations__["request"] = Request
     app.post("/v1/models/{name}:explain", tags=["models"], response_model=ExplainResponse, responses=ERRORS)(explain)
 
-    @app.get("/v1/models/{name}/card", tags=["models"], response_class=HTMLResponse, responses=ERRORS)
+    @app.get("/v1/models/{name}/card", tags=["models"], response_class=HTMLResponse, responses=JSON_ERRORS)
     async def card(name: str, request: Request):
         """The model card (HTML), generated from the served bundle's manifest (paths: admin keys only)."""
-        from pathlib import Path
+        from pathlib import PurePath
 
         from fmkit.audit.card import render_html, render_markdown
         from fmkit.bundle import read_manifest
@@ -266,13 +271,14 @@ def create_app(config: ServeConfig):
         slot = slot_for(name, key)
         manifest = read_manifest(slot.path)
         if not access.sees_paths(key):
-            manifest, shown = public_manifest(manifest), Path(name)
+            manifest, shown = public_manifest(manifest), PurePath(name)
         else:
             shown = slot.path
         return HTMLResponse(render_html(render_markdown(manifest, shown), f"Model card: {name}"))
 
     @app.post("/v1/models/{name}:load", tags=["admin"], response_model=ModelSummary, responses=ERRORS)
-    async def load(name: str, body: LoadRequest, request: Request):
+    async def load(name: Annotated[str, Path(pattern=MODEL_NAME.pattern, description=MODEL_NAME_RULE)],
+                   body: LoadRequest, request: Request):
         """Load (or replace) model NAME from a bundle directory on the server (inside --bundle-root when set)."""
         from fmkit.errors import FmkitError
 
@@ -295,17 +301,17 @@ def create_app(config: ServeConfig):
         return slot.summary
 
     def bundle_path(name: str, text: str):
-        from pathlib import Path
+        from pathlib import Path as FilePath
 
         problem = model_name_problem(name)
         if problem:
             raise ApiError(422, "invalid_model_name", problem)
         try:
-            path = Path(text).resolve()  # symlinks and .. resolved: what is checked is what is opened
+            path = FilePath(text).resolve()  # symlinks and .. resolved: what is checked is what is opened
         except (OSError, ValueError, RuntimeError):
             raise ApiError(422, "bad_bundle", f"{text!r} is not a usable path") from None
         root = config.bundle_root
-        if root is not None and not path.is_relative_to(Path(root).resolve()):
+        if root is not None and not path.is_relative_to(FilePath(root).resolve()):
             raise ApiError(403, "outside_bundle_root", f"{text!r} is not inside the server's --bundle-root; "
                            "this server loads bundles from there only")
         try:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Served names appear in URLs (/v1/models/NAME:predict), metrics labels and the audit log.
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # anchored: JSON Schema patterns search
 MODEL_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 

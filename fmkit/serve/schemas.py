@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ImageData = Annotated[str, Field(description="an image file (PNG, JPEG, GIF, BMP or WebP), base64-encoded; a "
                                  "data: URL prefix is allowed", json_schema_extra={"contentEncoding": "base64"})]
@@ -95,9 +95,20 @@ class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["admin", "predict", "read"] = Field(description="admin, predict or read")
-    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1,
+    models: list[Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")]] = Field(
+                              default_factory=lambda: ["*"], min_length=1,
                               description='models this key may use; ["*"] = all (the default)')
     note: str | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _allowlist(cls, models):
+        """The key store's own check first, for its message (what to pass instead of an empty list)."""
+        from fmkit.serve.keys import check_allowlist
+
+        if isinstance(models, list) and all(isinstance(name, str) for name in models):
+            return check_allowlist(models)  # BadInputError is a ValueError: a 422 naming the fix
+        return models
 
 
 class ErrorBody(BaseModel):
