@@ -298,3 +298,13 @@ def test_identical_lora_runs_have_the_same_content_digest(tiny_bert_dir, reviews
     assert json.loads(configs[0])["target_modules"] == ["dense", "key", "query", "value"]
     assert configs[0] == configs[1]
     assert digests[0] == digests[1]
+
+
+def test_a_damaged_onnx_file_is_bad_input(tmp_path):
+    import onnxruntime as ort
+
+    from fmkit.bundle import loading_weights
+
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07not a protobuf" * 8)
+    with pytest.raises(BadInputError, match="truncated or damaged"), loading_weights(tmp_path):
+        ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -117,7 +117,7 @@ def loading_weights(path) -> Iterator[None]:
     except (OSError, RuntimeError, ValueError, EOFError) as error:
         raise BadInputError(_damaged(path, error)) from None
     except Exception as error:  # safetensors' SafetensorError, onnxruntime's InvalidProtobuf/Fail...
-        if type(error).__module__.split(".")[0] in ("safetensors", "onnxruntime", "onnx", "google"):
+        if type(error).__module__.split(".")[0] in ("safetensors", "onnxruntime", "onnx", "google", "tokenizers"):
             raise BadInputError(_damaged(path, error)) from None
         raise
 
@@ -129,7 +129,7 @@ def _damaged(path, error: BaseException) -> str:
         return (f"{path} has no weights fmkit can load (no *.safetensors or *.onnx; {type(error).__name__}: "
                 f"{reason}). fmkit never loads pickled weights (.bin/.pt): convert them with "
                 "model.save_pretrained(dir, safe_serialization=True)")
-    return (f"{path}: its weights cannot be read ({type(error).__name__}: {reason}); the files are truncated or "
+    return (f"{path}: its model files cannot be read ({type(error).__name__}: {reason}); they are truncated or "
             f"damaged. Restore the bundle from where it was made, or re-create it (`fmkit info {path}` lists what "
             "changed)")
 
