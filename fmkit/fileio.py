@@ -81,7 +81,7 @@ def _owner_gone(path: Path, pid: int) -> bool:
 
 def _age_seconds(path: Path) -> float:
     try:
-        return time.time() - path.lstat().st_ctime
+        return time.time() - path.lstat().st_mtime
     except OSError:
         return 0.0
 
@@ -96,8 +96,8 @@ def remove_stale_leftovers(final: Path) -> list[Path]:
     if not final.parent.is_dir():
         return []
     stem = re.escape(f".{final.name}.")
-    owned = re.compile(stem + r"(\d+)-[A-Za-z0-9_]+\.(?:partial|tmp)")
-    legacy = re.compile(stem + r"[a-z0-9_]{8}\.(?:partial|tmp)")
+    owned = re.compile(stem + r"(\d+)-[A-Za-z0-9_]+\.(?:partial|tmp(?:\.[A-Za-z0-9]+)?)")
+    legacy = re.compile(stem + r"[a-z0-9_]{8}(?:\.partial|\.tmp|" + re.escape(final.suffix or ".tmp") + ")")
     trash = re.compile(stem + r"old-(\d+)")
     removed = []
     for entry in final.parent.iterdir():
@@ -149,12 +149,13 @@ def write_json_atomic(path: Path, data) -> None:
 def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling file path; ``os.replace`` it onto ``final`` only if the block succeeds.
 
-    For writers that need a path (``DataFrame.to_parquet``); the suffix is kept so they pick the format.
+    For writers that need a path (``DataFrame.to_parquet``); the temporary name ends in ``final``'s
+    suffix so they pick the same format and compression.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}-", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}-", suffix=".tmp" + final.suffix, dir=final.parent)
     try:
         _lock(fd)
         yield Path(tmp)

@@ -127,7 +127,7 @@ class GroupThresholdClassifier:
 
 
 def mitigate_fairness(bundle: Path, out: Path, cfg: MitigateConfig, *, overwrite: bool = False) -> dict:
-    """Fit per-group thresholds on ``cfg.fit_split`` and write the mitigated bundle to ``out``."""
+    """Fit per-group thresholds on ``cfg.fit_split`` and write the mitigated bundle to ``out``, fairness-audited."""
     import numpy as np
     from fairlearn.postprocessing import ThresholdOptimizer
 
@@ -176,5 +176,11 @@ def mitigate_fairness(bundle: Path, out: Path, cfg: MitigateConfig, *, overwrite
                 (directory / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(bundle / name, directory / name)
 
-    write_bundle(Path(out), manifest, write_files, overwrite=overwrite)
+    def audit_before_publish(directory: Path, _manifest) -> None:
+        from fmkit.audit.fairness_audit import FairnessAuditConfig, audit_fairness
+
+        # The mitigated bundle's evidence is its fairness on the test split: recorded before it gets its name.
+        audit_fairness(directory, FairnessAuditConfig(data=cfg.data, sensitive=[attribute], positive_label=positive))
+
+    write_bundle(Path(out), manifest, write_files, overwrite=overwrite, before_publish=audit_before_publish)
     return rule

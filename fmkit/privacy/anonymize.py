@@ -289,14 +289,11 @@ def reverse_texts(texts: list[str], mapping: dict) -> tuple[list[str], int]:
 
 # -- files -----------------------------------------------------------------------------------------
 def _write_table(frame, path: Path) -> None:
-    import tempfile
+    from fmkit.fileio import atomic_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes[-2:]) if path.suffix in (".gz", ".bz2") else path.suffix
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:  # ends in the real suffix: pandas picks compression from it
         if suffix.startswith(".parquet"):
             frame.to_parquet(tmp, index=False)
         elif suffix.startswith((".jsonl", ".json")):
@@ -305,10 +302,6 @@ def _write_table(frame, path: Path) -> None:
             frame.to_csv(tmp, sep="\t", index=False)
         else:
             frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path, columns: list[str]):
@@ -356,11 +349,12 @@ def anonymize_file(source: Path, out: Path, cfg: AnonymizeConfig, *, key: bytes 
     report.update(seconds=round(seconds, 3), megabytes=round(total_bytes / 1e6, 4),
                   mb_per_second=round(total_bytes / 1e6 / seconds, 4) if seconds else None,
                   names_checked=ner_available())
-    _write_table(frame, out)
+    # The table is the artifact: written last, so it never appears without its mapping and report.
     if mapping is not None:
         write_mapping(mapping_path, mapping, key)
         report["mapping"] = str(mapping_path)
     write_json_atomic(report_path(out), report)
+    _write_table(frame, out)
     return report
 
 

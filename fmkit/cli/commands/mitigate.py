@@ -33,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from fmkit.audit.fairness_audit import FairnessAuditConfig, audit_fairness
     from fmkit.audit.mitigate import MitigateConfig, mitigate_fairness
+    from fmkit.bundle import read_manifest
 
     args.config_model = MitigateConfig
     cfg = MitigateConfig(attribute=args.attribute, constraint=args.constraint, data=args.data,
@@ -40,7 +41,7 @@ def run(args) -> int:
     rule = mitigate_fairness(args.bundle, args.out, cfg, overwrite=args.overwrite)
     audit_cfg = FairnessAuditConfig(data=args.data, sensitive=[rule["attribute"]], positive_label=rule["positive_label"])
     before = audit_fairness(args.bundle, audit_cfg)[rule["attribute"]]
-    after = audit_fairness(args.out, audit_cfg)[rule["attribute"]]
+    after = read_manifest(args.out).audits["fairness"][rule["attribute"]]  # audited before it was published
     if args.json:
         print_json({"bundle": args.out, "rule": rule, "before": before, "after": after})
         return 0
