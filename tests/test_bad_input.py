@@ -33,7 +33,7 @@ def fmkit_cli(*args, cwd=None):
 def test_extra_fields_on_the_first_row_are_an_error_not_an_index(tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("text,label\nhello world,pos,extra,x\ngood film,pos\nbad film,neg\n")
-    with pytest.raises(BadInputError, match=r"line 2 has 4 fields, but the header \(line 1\) has 2 \('text', 'label'\)"):
+    with pytest.raises(BadInputError, match=r"line 2 has 4 fields, but the header \(line 1\) has 2 \('text', 'label'"):
         read_table(path)
 
 
@@ -126,8 +126,10 @@ def test_a_parquet_label_column_of_lists_is_named_with_its_type(tmp_path):
 def test_too_few_rows_per_class_says_the_minimum(tmp_path):
     rows = [(f"film {c} {k}", f"class{c}") for c in range(2000) for k in range(1 + c % 3)]
     path = write_csv(tmp_path / "many.csv", rows)
+    data = load(path)  # reading is fine (evaluate --split all needs no held-out split); training is not
+    assert len(data.split("all")[0]) == len(rows)
     with pytest.raises(BadInputError) as error:
-        load(path)
+        data.split("validation")
     message = str(error.value)
     assert "too few rows per class" in message and "2000 classes with 1-3 rows each" in message
     assert "a class needs at least 6 rows" in message and "--validation-fraction/--test-fraction" in message
@@ -262,7 +264,8 @@ def test_integer_labels_keep_their_spelling_in_every_format(tmp_path):
     with open(tmp_path / "d.jsonl", "w") as handle:  # one missing label: pandas would make the column floats
         for index, (text, label) in enumerate(zip(texts, labels)):
             handle.write(json.dumps({"text": text, "label": None if index == 0 else label}) + "\n")
-    pq.write_table(pa.table({"text": texts, "label": pa.array([None] + labels[1:], pa.int64())}), tmp_path / "d.parquet")
+    pq.write_table(pa.table({"text": texts, "label": pa.array([None] + labels[1:], pa.int64())}),
+                   tmp_path / "d.parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dropped row without a label
         for name in ("d.csv", "d.jsonl", "d.parquet"):

@@ -33,6 +33,10 @@ class TextClassificationData:
         if name not in self.splits:
             raise BadInputError(f"unknown split {name!r}; use one of {', '.join(SPLITS)} or all")
         indices = self.splits[name]
+        if not indices and name != "train":
+            # checked where a held-out split is used, not on load: `evaluate --split all` needs none
+            check_held_out(self.labels, self.splits, self.config.validation_fraction, self.config.test_fraction,
+                           self.config.source)
         return [self.texts[i] for i in indices], [self.labels[i] for i in indices]
 
     def summary(self) -> dict:
@@ -130,7 +134,6 @@ def load_text_classification(config: DataConfig) -> TextClassificationData:
             "classification needs at least two. Check --label-column."
         )
     splits = stratified_split(labels, config.validation_fraction, config.test_fraction, config.seed)
-    check_held_out(labels, splits, config.validation_fraction, config.test_fraction, origin)
     return TextClassificationData(
         texts=texts,
         labels=labels,

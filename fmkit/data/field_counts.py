@@ -76,7 +76,8 @@ def check_field_counts(path: Path, delimiter: str) -> None:
                 return  # no header at all: pandas' own error says so
             counts = Counter(map(len, reader))
         except csv.Error as error:
-            raise BadInputError(f"{path}, line {reader.line_num}: unreadable ({error}); fix the quoting there") from None
+            raise BadInputError(f"{path}, line {reader.line_num}: unreadable ({error}); fix the quoting there"
+                                ) from None
         except UnicodeDecodeError as error:
             raise BadInputError(f"{path}: not valid UTF-8 ({error}); re-save the file as UTF-8") from None
     expected = len(header)

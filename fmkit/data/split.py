@@ -90,7 +90,7 @@ def check_held_out(labels: list[str], splits: dict[str, list[int]], validation_f
         f"{origin}: too few rows per class for the stratified split: {len(sizes)} classes with "
         f"{min(sizes.values())}-{max(sizes.values())} rows each (e.g. {examples}), but with "
         f"validation_fraction={validation_fraction:g} and test_fraction={test_fraction:g} a class needs at least "
-        f"{needed} rows to reach every held-out split, so the {' and '.join(empty)} split would be empty. "
-        f"Add rows (at least {needed} per class), merge rare classes into broader labels, or raise "
-        "--validation-fraction/--test-fraction"
+        f"{needed} rows to reach every held-out split, so the {' and '.join(empty)} "
+        f"split{'s' if len(empty) > 1 else ''} would be empty. Add rows (at least {needed} per class), merge rare "
+        "classes into broader labels, or raise --validation-fraction/--test-fraction"
     )
