@@ -100,14 +100,15 @@ def test_authentication_comes_before_the_body_and_every_refusal_is_audited(tiny_
             (await client.post(url, content=b"[" * 100_000, headers={**raw, **auth(predict)})).status_code,
             (await client.post(url, content=b"x" * 2_000_000, headers={**raw, **auth(predict)})).status_code,
             (await client.post("/v1/models/reviews:load", json={"bundle": 1}, headers=auth(predict))).status_code,
+            (await client.get("/v1/models")).status_code,
         ]
 
     statuses = run(serve(tiny_bundle, tmp_path), body)
-    assert statuses == [401, 401, 401, 422, 422, 400, 413, 403]
+    assert statuses == [401, 401, 401, 422, 422, 400, 413, 403, 401]
     rows = KeyStore(tmp_path).audit_rows()[::-1]
     assert [(r["endpoint"], r["status"]) for r in rows] == [
         ("predict", 401), ("predict", 401), ("keys", 401), ("predict", 422), ("predict", 422), ("predict", 400),
-        ("predict", 413), ("load", 403)]
+        ("predict", 413), ("load", 403), ("/v1/models", 401)]
     key_id = predict.split("_")[1]
     assert [r["key_id"] for r in rows[3:7]] == [key_id] * 4 and rows[0]["model"] == "reviews"
 

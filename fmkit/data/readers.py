@@ -28,7 +28,7 @@ def detect_format(path: Path, format: str) -> str:
 def decode_utf8(raw: bytes, name: str | Path) -> str:
     """``raw`` as text; the first non-UTF-8 byte is reported with its line, column and byte offset."""
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")[1 if raw.startswith(b"\xef\xbb\xbf") else 0:]  # drop a byte-order mark
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1

@@ -84,6 +84,9 @@ def create_app(config: ServeConfig):
 
     @app.exception_handler(ApiError)
     async def api_error(request, error: ApiError):
+        if not error.audited:  # predict, explain and :load write their own rows, with the key and the count
+            endpoint, model = audit_target(request.url.path)
+            access.audit(access.key_or_none(request.headers), endpoint, model, None, error.status, time.perf_counter())
         return error_response(error.status, error.code, error.message, error.limit, error.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -152,7 +155,7 @@ def create_app(config: ServeConfig):
             yield record
             record["status"] = 200
         except ApiError as error:
-            record["status"] = error.status
+            record["status"], error.audited = error.status, True
             raise
         finally:
             state.metrics.requests.labels(endpoint, name, str(record["status"])).inc()
@@ -289,14 +292,16 @@ def create_app(config: ServeConfig):
             slot = await state.load(name, path)
         except ApiError as error:
             access.audit(key, "load", name, None, error.status, started)
+            error.audited = True
             raise
         except FmkitError as error:
             access.audit(key, "load", name, None, 422, started)
-            raise ApiError(422, "bad_bundle", str(error)) from None
+            raise ApiError(422, "bad_bundle", str(error), audited=True) from None
         except Exception as error:  # damaged weights, unreadable files: the bundle's problem, not the server's
             log.exception("loading %s from %s failed", name, body.bundle)
             access.audit(key, "load", name, None, 422, started)
-            raise ApiError(422, "bad_bundle", f"could not load {body.bundle!r}: {type(error).__name__}: {error}") from None
+            raise ApiError(422, "bad_bundle", f"could not load {body.bundle!r}: {type(error).__name__}: {error}",
+                           audited=True) from None
         access.audit(key, "load", name, None, 200, started)
         return slot.summary
 

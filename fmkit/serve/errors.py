@@ -6,8 +6,10 @@ MAX_MESSAGE_CHARS = 2000
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, limit: str | None = None, headers=None):
+    def __init__(self, status: int, code: str, message: str, limit: str | None = None, headers=None,
+                 audited: bool = False):
         self.status, self.code, self.message, self.limit, self.headers = status, code, message, limit, headers or {}
+        self.audited = audited  # True once an endpoint wrote its audit row
 
 
 def printable(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
