@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import corner_picture
+from fmkit.runtime.base import require_finite
 from fmkit.serve.app import create_app
 from fmkit.serve.config import ServeConfig
 from fmkit.serve.keys import KeyStore
@@ -143,6 +144,8 @@ class Poisoned:
             raise BadInputError("this input cannot be tokenized")
         if any("crash" in text for text in texts):
             raise RuntimeError(f"internal failure reading {self.runtime.path}/model.safetensors")
+        if any("overflow" in text for text in texts):  # what the runtimes raise on NaN/inf logits
+            require_finite(np.full((1, 2), np.inf), self.runtime.path)
         probabilities = self.runtime.predict_proba(texts)
         probabilities[[i for i, text in enumerate(texts) if "nan" in text]] = np.nan
         return probabilities
@@ -157,10 +160,10 @@ def test_a_failed_batch_is_retried_one_by_one_and_non_finite_outputs_are_errors(
             return await client.post("/v1/models/reviews:predict", headers=auth(key), json={"texts": [text]})
 
         return await asyncio.gather(*(post(f"great film {i}") for i in range(12)), post("poison"), post("crash"),
-                                    post("nan"), post("superb film"))
+                                    post("nan"), post("overflow"), post("superb film"))
 
     app = create_app(ServeConfig(bundles={"reviews": tiny_bundle}, workspace=tmp_path, max_wait_ms=30))
-    *good, poisoned, crashed, nan, last = run(app, body)
+    *good, poisoned, crashed, nan, overflow, last = run(app, body)
     assert [r.status_code for r in good + [last]] == [200] * 13
     assert all(json.dumps(r.json()).count("NaN") == 0 for r in good + [last])
     assert poisoned.status_code == 422 and poisoned.json()["error"] == {
@@ -168,4 +171,6 @@ def test_a_failed_batch_is_retried_one_by_one_and_non_finite_outputs_are_errors(
     assert crashed.status_code == 500 and crashed.json()["error"]["code"] == "model_failed"
     assert str(tmp_path) not in crashed.text and str(tiny_bundle) not in crashed.text
     assert nan.status_code == 500 and nan.json()["error"]["code"] == "model_failed"
-    assert "non-finite" in nan.json()["error"]["message"]
+    for response in (nan, overflow):
+        assert response.status_code == 500 and response.json()["error"]["code"] == "model_failed"
+        assert "non-finite" in response.json()["error"]["message"] and str(tiny_bundle) not in response.text

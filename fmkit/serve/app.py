@@ -164,8 +164,8 @@ def create_app(config: ServeConfig):
 
     async def run_model(slot, inputs):
         """Probabilities from the slot's batcher; every failure becomes an ApiError naming no server path."""
-        from fmkit.errors import BadInputError
-        from fmkit.serve.batcher import NonFiniteOutputError, QueueFullError
+        from fmkit.errors import BadInputError, NonFiniteOutputError
+        from fmkit.serve.batcher import QueueFullError
 
         try:
             return await asyncio.wait_for(slot.batcher.submit(inputs), config.request_timeout_s)

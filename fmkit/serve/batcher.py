@@ -17,13 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fmkit.errors import NonFiniteOutputError  # the runtimes raise it on NaN/inf logits; checked here too
+
 
 class QueueFullError(Exception):
     pass
-
-
-class NonFiniteOutputError(Exception):
-    """The model answered NaN or infinite probabilities for a request (damaged weights, overflow)."""
 
 
 def join_lists(parts: list) -> list:
