@@ -1,9 +1,10 @@
 """Kill every stage that writes an artifact at random points: under the output name there is nothing, or all of it.
 
 Each stage runs once uninterrupted (which times it), then is SIGKILLed after random delays spread
-over that whole run (one seed per slice of it), into the same output name with --overwrite. After
-each kill the name holds nothing or a complete, verified artifact; a final run succeeds and leaves
-none of the killed runs' temporary files behind.
+over that whole run (one seed per slice of it), and at two moments a timer rarely hits: while the
+temporary copy is being written and the instant the output name appears (where a bundle published
+before it was measured would show). After each kill the name holds nothing or a complete, verified
+artifact; a final run succeeds and leaves none of the killed runs' temporary files behind.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +28,7 @@ from fmkit.bundle import read_manifest
 from fmkit.bundle.store import verify_bundle
 
 SEEDS = (0, 1, 2)
-SLOW_SEEDS = (0, 1)  # the slow scenarios: two kills each keeps the whole file near three minutes on two cores
+SLOW_SEEDS = (0, 1)  # the slow scenarios: two timed kills (plus the two moments) keep the file near its time budget
 ANON_KEY = "fault-test-key-of-more-than-16-bytes"
 
 
@@ -41,16 +43,19 @@ def fmkit_command(args) -> list[str]:
     return [sys.executable, "-m", "fmkit", *map(str, args)]
 
 
-def killed_run(args, delay: float, env: dict) -> int | None:
-    """Run fmkit and SIGKILL it after ``delay`` seconds; its exit code if it finished first, else None."""
+def killed_run(args, env: dict, *, delay: float | None = None, when: Callable[[], bool] | None = None) -> int | None:
+    """Run fmkit and SIGKILL it after ``delay`` seconds or as soon as ``when()`` holds; its exit code if it finished first."""
     process = subprocess.Popen(fmkit_command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                start_new_session=True)
+    deadline = time.monotonic() + (delay if delay is not None else 600)
     try:
-        return process.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)  # the main process only, as `kill -9` or the OOM killer would
-        process.wait()
-        return None
+        while process.poll() is None:
+            if time.monotonic() >= deadline or (when is not None and when()):
+                os.kill(process.pid, signal.SIGKILL)  # the main process only, as `kill -9` or the OOM killer would
+                process.wait()
+                return None
+            time.sleep(0.005)
+        return process.returncode
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # then its orphaned helpers (the measurement child), to free the CPU
@@ -71,8 +76,19 @@ def exercise(scenario: Scenario, tmp_path: Path, seeds: tuple[int, ...] = SEEDS)
     victim = tmp_path / f"victim{scenario.suffix}"
     for seed in seeds:
         delay = duration * (seed + random.Random(seed).random()) / len(seeds)  # one kill in each slice of the run
-        code = killed_run(scenario.args(victim), delay, env)
+        code = killed_run(scenario.args(victim), env, delay=delay)
         assert code in (None, 0), f"seed {seed}: exit {code} before the kill"
+        if victim.exists():
+            scenario.check(victim)
+    # Two moments a timer rarely hits: while the temporary copy is being written, and the instant the name appears.
+    for moment in ("writing", "published"):
+        if victim.is_dir():
+            shutil.rmtree(victim)
+        victim.unlink(missing_ok=True)
+        before = set(leftovers(victim))
+        happened = ((lambda: bool(set(leftovers(victim)) - before)) if moment == "writing" else victim.exists)
+        code = killed_run(scenario.args(victim), env, when=happened)
+        assert code in (None, 0), f"kill when {moment}: exit {code} before the kill"
         if victim.exists():
             scenario.check(victim)
     result = subprocess.run(fmkit_command(scenario.args(victim)), capture_output=True, text=True, env=env)
@@ -140,7 +156,6 @@ def test_killed_pretrain_publishes_nothing_or_an_evaluated_bundle(tmp_path):
 @pytest.mark.slow
 def test_killed_mitigate_publishes_nothing_or_an_audited_bundle(tiny_bundle, tmp_path):
     import csv
-    import shutil
 
     bundle = tmp_path / "bundle"  # `fmkit mitigate` records the parent's own audit: not into the shared fixture
     shutil.copytree(tiny_bundle, bundle)
