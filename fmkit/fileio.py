@@ -190,6 +190,7 @@ def atomic_directory(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         if final.exists():
             trash = final.with_name(f".{final.name}.old-{os.getpid()}")
+            shutil.rmtree(trash, ignore_errors=True)  # a dead process with our PID left it: the name is ours now
             os.replace(final, trash)
             os.replace(tmp, final)
             shutil.rmtree(trash, ignore_errors=True)
