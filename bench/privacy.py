@@ -85,7 +85,7 @@ def accuracy(work: Path, epochs: int, targets: list[str], dp_batch_size: int, dp
     from fmkit.bundle import read_manifest
     from fmkit.finetune import FinetuneConfig
     from fmkit.finetune.stage import run_finetune
-    from fmkit.privacy.membership import membership_audit
+    from fmkit.audit.membership import membership_audit
 
     lora = {"name": "lora", "r": 8, "alpha": 16, "target_modules": targets}
     tag = "-".join(targets)
@@ -125,7 +125,7 @@ def anonymize(rows: int, names: bool = True) -> dict:
     from presidio_anonymizer import BatchAnonymizerEngine
 
     from fmkit.privacy.anonymize import AnonymizeConfig, Detector, anonymize_texts, resolve_entities
-    from fmkit.privacy.pii import PATTERN_ENTITIES
+    from fmkit.data.pii import PATTERN_ENTITIES
     from fmkit.privacy.planted import planted_pii, score_detection
 
     planted = planted_pii(rows, seed=11)

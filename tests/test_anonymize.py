@@ -10,7 +10,7 @@ import pytest
 from fmkit.errors import BadInputError
 from fmkit.privacy.anonymize import AnonymizeConfig, anonymize_texts, keyed_token
 from fmkit.privacy.planted import planted_pii, score_detection
-from fmkit.privacy.pii import ner_available
+from fmkit.data.pii import ner_available
 
 KEY = b"a-test-key-of-more-than-16-bytes"
 

@@ -174,7 +174,7 @@ def test_audit_cli_rejects_unknown_perturbations_and_missing_groups(bundle):
 
 
 def test_report_page_has_every_bundle_and_only_manifest_numbers(bundle, tmp_path):
-    from fmkit.audit.report import write_report
+    from fmkit.recipe.report import write_report
     from fmkit.compress import CompressConfig
     from fmkit.compress.stage import run_compress
 
@@ -204,7 +204,7 @@ def test_report_page_has_every_bundle_and_only_manifest_numbers(bundle, tmp_path
 
 @needs_chromium
 def test_report_renders_and_sorts_in_chromium(bundle, tmp_path):
-    from fmkit.audit.report import write_report
+    from fmkit.recipe.report import write_report
 
     page_path, _ = write_report(bundle, out=tmp_path / "report", threads=1)
     with headless_page(tmp_path) as page:

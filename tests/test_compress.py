@@ -263,7 +263,7 @@ def test_a_chain_of_compressions_is_budgeted_against_the_task_model(parent, tmp_
     import shutil
 
     from fmkit.audit.gate import Policy, check_policy
-    from fmkit.audit.report import render_report, report_rows
+    from fmkit.recipe.report import render_report, report_rows
     from fmkit.bundle import read_manifest
     from fmkit.compress.compare import compare_bundles, format_table
 

@@ -86,3 +86,20 @@ def test_gate_stage_stops_the_recipe(tiny_bundle, tmp_path):
     result = fmkit("run", recipe, "--workspace", tmp_path / "ws")
     assert result.returncode == 1
     assert "1 rule(s) broken" in result.stderr and "max_epsilon" in result.stderr
+
+
+def test_a_variant_older_than_the_total_record_counts_its_step_drop_only_after_the_task_model():
+    from fmkit.bundle.lineage import total_accuracy_drop
+    from fmkit.bundle.manifest import LineageEntry, Manifest
+    from fmkit.compress import CompressConfig
+
+    finetune = LineageEntry(stage="finetune", config={"model": "tiny", "method": "full"}, parent_digest=None)
+    compression = LineageEntry(stage="quantize-dynamic", parent_digest="d",
+                               config=CompressConfig(method="quantize-dynamic").model_dump(mode="json"))
+
+    def variant(*lineage):
+        return Manifest(task="text-classification", labels=["neg", "pos"], base_model={}, lineage=list(lineage),
+                        compression={"accuracy_drop_points": 0.4})
+
+    assert total_accuracy_drop(variant(finetune, compression)) == 0.4  # its parent was the task model
+    assert total_accuracy_drop(variant(finetune, compression, compression)) is None  # a chain: unknown

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fmkit.privacy.membership import attack_metrics, population_calibrated_scores, tpr_at_fpr
+from fmkit.audit.membership import attack_metrics, population_calibrated_scores, tpr_at_fpr
 
 
 def test_attack_metrics_on_known_separations():
@@ -43,7 +43,7 @@ def test_population_calibration_standardises_per_class():
 def test_membership_audit_records_the_auc_the_gate_reads(tiny_bundle, tmp_path):
     from fmkit.audit.gate import Policy, check_policy
     from fmkit.bundle import read_manifest
-    from fmkit.privacy.membership import membership_audit
+    from fmkit.audit.membership import membership_audit
 
     bundle = tmp_path / "b"
     shutil.copytree(tiny_bundle, bundle)
@@ -63,7 +63,7 @@ def test_membership_audit_records_the_auc_the_gate_reads(tiny_bundle, tmp_path):
 
 
 def test_pii_finder_finds_planted_entities_offline():
-    from fmkit.privacy.pii import find_pii
+    from fmkit.data.pii import find_pii
 
     text = "Write to jane.doe@example.com, card 4111 1111 1111 1111, from 192.168.1.20 see https://example.org/x"
     found = {(h.entity, text[h.start:h.end]) for h in find_pii([text], ["EMAIL_ADDRESS", "CREDIT_CARD",
@@ -77,7 +77,7 @@ def test_pii_finder_finds_planted_entities_offline():
 
 def test_unknown_pii_entity_lists_the_supported_ones():
     from fmkit.errors import BadInputError
-    from fmkit.privacy.pii import find_pii
+    from fmkit.data.pii import find_pii
 
     with pytest.raises(BadInputError, match="EMAIL_ADRESS.*supported: EMAIL_ADDRESS.*Did you mean 'EMAIL_ADDRESS'"):
         find_pii(["x"], ["EMAIL_ADRESS"])

@@ -12,6 +12,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fmkit.bundle.lineage import total_accuracy_drop
 from fmkit.errors import BadInputError
 
 
@@ -55,19 +56,6 @@ def _fairness_gap(manifest) -> float | None:
     gaps = [v for attribute in manifest.audits.get("fairness", {}).values() if isinstance(attribute, dict)
             for k, v in attribute.items() if k.endswith("_difference") and isinstance(v, (int, float))]
     return max(gaps) if gaps else None
-
-
-def total_accuracy_drop(manifest) -> float | None:
-    """Points lost vs the task model; for a variant older than that record, its step drop if its parent was the task model."""
-    from fmkit.compress.methods import COMPRESS_METHODS
-
-    c = manifest.compression
-    if not c:
-        return None
-    if "total_accuracy_drop_points" in c:
-        return c["total_accuracy_drop_points"]
-    one_step = len(manifest.lineage) >= 2 and manifest.lineage[-2].stage not in COMPRESS_METHODS
-    return c.get("accuracy_drop_points") if one_step else None
 
 
 def _size_mb(manifest) -> float | None:

@@ -121,7 +121,7 @@ class ReportStageConfig(BaseModel):
 
 
 def _run_report(cfg: ReportStageConfig, out: Path, context: StageContext) -> StageResult:
-    from fmkit.audit.report import write_report
+    from fmkit.recipe.report import write_report
 
     page, rows = write_report(context.run_dir, out=out, measure=cfg.measure, threads=cfg.threads)
     context.log(f"  report: {page} ({len(rows)} bundles; frontier: "

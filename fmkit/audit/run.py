@@ -73,7 +73,7 @@ def run_audit(bundle: Path, cfg: AuditConfig, *, record: bool = True, log=print)
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
     if "privacy" in cfg.checks:
-        from fmkit.privacy.membership import membership_audit
+        from fmkit.audit.membership import membership_audit
 
         started = time.perf_counter()
         results["privacy"] = membership_audit(bundle, reference=Path(cfg.reference) if cfg.reference else None,
@@ -126,7 +126,7 @@ def run_audit(bundle: Path, cfg: AuditConfig, *, record: bool = True, log=print)
         log("  robustness: " + ", ".join(f"{name} {v['stability_rate']:.4f}"
                                          for name, v in results["robustness"]["perturbations"].items()))
     if "pii" in cfg.checks:
-        from fmkit.privacy.pii import pii_summary
+        from fmkit.data.pii import pii_summary
 
         started = time.perf_counter()
         results["pii"] = pii_summary(rows.texts)

@@ -19,8 +19,8 @@ def measure_and_record(path: Path, manifest, threads: int | None) -> dict:
 
 def compare_bundles(paths, *, measure: bool = True, threads: int | None = None) -> list[dict]:
     """One row per bundle; ``accuracy_drop_points`` is the last step's drop, ``total_...`` the drop vs the task model."""
-    from fmkit.audit.gate import total_accuracy_drop
     from fmkit.bundle import read_manifest
+    from fmkit.bundle.lineage import total_accuracy_drop
 
     rows = []
     for text in paths:

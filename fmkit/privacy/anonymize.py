@@ -32,7 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fmkit.errors import BadInputError
-from fmkit.privacy.pii import NER_ENTITIES, PATTERN_ENTITIES, SPACY_MODEL, check_entities, ner_available
+from fmkit.data.pii import NER_ENTITIES, PATTERN_ENTITIES, SPACY_MODEL, check_entities, ner_available
 
 OPERATORS = ("replace", "mask", "hash", "redact", "pseudonymize")
 KEY_ENV = "FMKIT_ANON_KEY"
@@ -99,7 +99,7 @@ class Detector:
     batch_size: int = 256
 
     def __post_init__(self):
-        from fmkit.privacy.pii import pattern_recognizers
+        from fmkit.data.pii import pattern_recognizers
 
         self.recognizers = [r for r in pattern_recognizers() if set(r.supported_entities) & set(self.entities)]
         self.nlp = None
@@ -110,7 +110,7 @@ class Detector:
                                                         "senter", "tok2vec_parser"])
 
     def detect(self, texts: list[str]) -> list[list[tuple[int, int, str, float]]]:
-        from fmkit.privacy.pii import PiiHit, _without_overlaps
+        from fmkit.data.pii import PiiHit, _without_overlaps
 
         pattern_entities = [e for e in self.entities if e in PATTERN_ENTITIES]
         results: list[list] = []

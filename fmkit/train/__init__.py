@@ -1,10 +1,20 @@
-"""One training loop for every method: full, LoRA, and (later) DP-SGD, distillation, MLM.
+"""The training package: one loop (``loop.train``) for every method, its config, checkpoints, precision.
 
-Methods differ by what wraps the model, the optimizer and the loss (see :class:`TrainHooks`),
-never by a copy of the loop.
+The names below load on first use: ``fmkit.train.config`` and ``fmkit.train.precision`` are read by
+configs, compression and serving, which must not pull the loop (and torch) in with them.
 """
 
-from fmkit.train.config import TrainConfig
-from fmkit.train.loop import TrainHooks, TrainResult, train
+from __future__ import annotations
 
-__all__ = ["TrainConfig", "TrainHooks", "TrainResult", "train"]
+import importlib
+
+_LAZY = {"TrainConfig": "fmkit.train.config", "TrainHooks": "fmkit.train.loop", "TrainResult": "fmkit.train.loop",
+         "train": "fmkit.train.loop"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fmkit.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from fmkit.audit.report import write_report
+    from fmkit.recipe.report import write_report
     from fmkit.compress.compare import format_table
 
     page, rows = write_report(args.run_dir, out=args.out, measure=not args.no_measure, threads=args.threads)

@@ -17,7 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog="example: fmkit run recipes/quickstart.yaml\n         fmkit run recipes/full.yaml --check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("recipe", nargs="?", help="recipe YAML file (not needed with --list-stages)")
     parser.add_argument("--workspace", help="directory holding runs/ and .fmkit/registry.sqlite (default: the recipe's, else .)")
     parser.add_argument("--check", action="store_true", help="only validate the recipe and print the resolved stages")
     parser.add_argument("--no-cache", action="store_true", help="run every stage even if unchanged")
@@ -36,6 +36,10 @@ def run(args) -> int:
         for name in stages:
             print(f"{name:12s} {stages.get(name).description}")
         return 0
+    if args.recipe is None:
+        from fmkit.errors import BadInputError
+
+        raise BadInputError("fmkit run needs a recipe YAML file: fmkit run RECIPE.yaml (or --list-stages)")
     recipe = load_recipe(args.recipe)
     if args.check:
         if args.json:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fmkit.compress.methods import COMPRESS_METHODS, CompressContext, CompressMethod
+from fmkit.compress.methods.base import COMPRESS_METHODS, CompressContext, CompressMethod
 from fmkit.train.config import TrainConfig
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fmkit.compress.methods import COMPRESS_METHODS, CompressContext, CompressMethod
+from fmkit.compress.methods.base import COMPRESS_METHODS, CompressContext, CompressMethod
 
 
 class ExportOnnxOptions(BaseModel):

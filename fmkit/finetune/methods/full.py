@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from fmkit.finetune.methods import FINETUNE_METHODS, FinetuneMethod
+from fmkit.finetune.methods.base import FINETUNE_METHODS, FinetuneMethod
 
 
 class FullOptions(BaseModel):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fmkit.finetune.methods import FINETUNE_METHODS, FinetuneMethod
+from fmkit.finetune.methods.base import FINETUNE_METHODS, FinetuneMethod
 
 ADAPTER_DIR = "adapter"
 
