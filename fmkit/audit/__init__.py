@@ -1,1 +1,2 @@
-"""Audit and transparency: policy gates now; fairness, explanations, cards and reports next."""
+"""Audit and transparency: the registered audit checks (checks/), fairness mitigation, policy gates,
+model cards and the membership-inference attack."""

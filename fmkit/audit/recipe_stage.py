@@ -1,4 +1,5 @@
-"""Registers the audit-side recipe stages: gate (a broken rule stops the pipeline), audit, mitigate, card, report."""
+"""Registers the audit-side recipe stages: gate (a broken rule stops the pipeline), audit (the registered
+checks), mitigate, card, and report (the run's frontier page, fmkit/recipe/report.py)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ STAGES.register("gate")(
 )
 
 
-# -- audit: fairness, counterfactual, robustness, explanations, pii -------------------------------
+# -- audit: the registered checks (fmkit/audit/checks/) ------------------------------------------
 from fmkit.audit.mitigate import MitigateConfig  # noqa: E402  (light: no heavy import at module level)
-from fmkit.audit.run import AuditConfig  # noqa: E402
+from fmkit.audit.run import CHECKS, AuditConfig  # noqa: E402
 
 
 class AuditStageConfig(AuditConfig):
@@ -66,7 +67,7 @@ def _run_audit(cfg: AuditStageConfig, out: Path, context: StageContext) -> Stage
 
 STAGES.register("audit")(
     StageSpec(AuditStageConfig, references=("bundle",), run=_run_audit, produces_bundle=False,
-              description="fairness, counterfactual, robustness, explanations and PII checks into the manifest")
+              description="the registered audit checks (" + ", ".join(CHECKS) + ") into the manifest")
 )
 
 

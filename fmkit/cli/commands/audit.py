@@ -6,26 +6,22 @@ import argparse
 
 from fmkit.cli.common import add_json_flag, add_verify_flag, comma_list, print_json
 
-CHOICES = ("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy", "all")
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from fmkit.audit.checks import AUDIT_CHECKS  # the names and what each check does come from the registry
+
+    names = list(AUDIT_CHECKS)
     parser = subparsers.add_parser(
-        "audit", help="audit a bundle: fairness, counterfactual, robustness, explanations, pii, privacy (or all)",
+        "audit", help=f"audit a bundle: {', '.join(names)} (or all)",
         description="Audit a bundle on its own test split (or --data) and write each result into its manifest "
-        "(audits.*) and BUNDLE/reports/. fairness: per-group accuracy, selection rate, TPR, FPR, "
-        "demographic-parity and equalized-odds gaps with bootstrap CIs (Fairlearn; needs group columns). "
-        "counterfactual: swap identity terms (he/she, names, nationality, religion) and count prediction flips. "
-        "robustness: prediction stability under typos, casing, punctuation and whitespace noise. explanations: "
-        "integrated-gradients attributions (Captum) with a deletion faithfulness check. pii: PII found in the "
-        "audited texts (Presidio, offline). privacy: membership inference (loss-threshold and calibrated attacks, "
-        "training rows vs test rows): AUC and TPR at 1%% and 0.1%% FPR with bootstrap CIs.",
+        "(audits.*) and BUNDLE/reports/. " + " ".join(f"{name}: {AUDIT_CHECKS.get(name).description}."
+                                                        for name in names),
         epilog="examples:\n  fmkit audit fairness models/adult --data adult --sensitive sex,race\n"
         "  fmkit audit all models/reviews --max-rows 1000 --explain-rows 100\n"
         "  fmkit audit privacy models/tickets-dp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("check", choices=CHOICES, help="which check (all: every one)")
+    parser.add_argument("check", choices=[*names, "all"], help="which check (all: every one)")
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument("--data", help="file or built-in dataset (default: the bundle's training data)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
