@@ -30,113 +30,159 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def render_markdown(manifest, bundle: Path) -> str:
+    lines = [f"# Model card: {bundle.name}", ""]
+    for section in SECTIONS:
+        lines += section(manifest)
+    return "\n".join(lines)
+
+
+def _intended_use(manifest) -> list[str]:
+    return ["## Intended use",
+            f"{manifest.task} over the labels {', '.join(f'`{l}`' for l in manifest.labels)}, for text like the "
+            f"training data below (at most {manifest.max_length} tokens per text; longer texts are truncated). "
+            f"Runs on `{manifest.runtime}`. Base model: `{manifest.base_model.get('name')}`. "
+            "Not validated for other languages, domains or labels.", ""]
+
+
+def _data(manifest) -> list[str]:
     data = manifest.data
-    sections = [f"# Model card: {bundle.name}", ""]
-    sections += ["## Intended use",
-                 f"{manifest.task} over the labels {', '.join(f'`{l}`' for l in manifest.labels)}, for text like the "
-                 f"training data below (at most {manifest.max_length} tokens per text; longer texts are truncated). "
-                 f"Runs on `{manifest.runtime}`. Base model: `{manifest.base_model.get('name')}`. "
-                 "Not validated for other languages, domains or labels.", ""]
-    sections += ["## Data"]
-    if data:
-        sizes = data.get("split_sizes", {})
-        cleaning = data.get("cleaning", {})
-        sections += [f"Source `{data.get('source')}` (text column `{data.get('text_column')}`, label column "
-                     f"`{data.get('label_column')}`), fingerprint `{data.get('fingerprint')}`, split seed "
-                     f"`{data.get('split_seed')}`.", "",
-                     _table(["split", "rows"], [[name, count] for name, count in sizes.items()]), "",
-                     _table(["cleaning", "rows"], [[name.replace("_", " "), count] for name, count in cleaning.items()])]
-    else:
-        sections.append(NOT_MEASURED)
-    sections += ["", "## Lineage"]
+    if not data:
+        return ["## Data", NOT_MEASURED, ""]
+    sizes = data.get("split_sizes", {})
+    cleaning = data.get("cleaning", {})
+    return ["## Data",
+            f"Source `{data.get('source')}` (text column `{data.get('text_column')}`, label column "
+            f"`{data.get('label_column')}`), fingerprint `{data.get('fingerprint')}`, split seed "
+            f"`{data.get('split_seed')}`.", "",
+            _table(["split", "rows"], [[name, count] for name, count in sizes.items()]), "",
+            _table(["cleaning", "rows"], [[name.replace("_", " "), count] for name, count in cleaning.items()]), ""]
+
+
+def _lineage(manifest) -> list[str]:
+    lines = ["## Lineage"]
     for index, entry in enumerate(manifest.lineage, start=1):
-        sections += [f"### {index}. `{entry.stage}`",
-                     f"From `{entry.parent}` (digest `{entry.parent_digest}`), data `{entry.data_fingerprint}`, "
-                     f"at `{entry.time}`, fmkit `{entry.fmkit_version}`.", "",
-                     "```json", json.dumps(entry.config, indent=2), "```", ""]
-    if not manifest.lineage:
-        sections += [NOT_MEASURED, ""]
-    sections += ["## Metrics"]
+        lines += [f"### {index}. `{entry.stage}`",
+                  f"From `{entry.parent}` (digest `{entry.parent_digest}`), data `{entry.data_fingerprint}`, "
+                  f"at `{entry.time}`, fmkit `{entry.fmkit_version}`.", "",
+                  "```json", json.dumps(entry.config, indent=2), "```", ""]
+    return lines if manifest.lineage else lines + [NOT_MEASURED, ""]
+
+
+def _metrics(manifest) -> list[str]:
     headline = ("count", "accuracy", "macro_f1", "weighted_f1", "expected_calibration_error")
     rows = [[split] + [_number(values.get(k)) if k in values else "not measured" for k in headline]
             for split, values in manifest.metrics.items()]
-    sections += [_table(["split", *headline], rows) if rows else NOT_MEASURED, ""]
-    sections += ["## Compression"]
+    return ["## Metrics", _table(["split", *headline], rows) if rows else NOT_MEASURED, ""]
+
+
+def _compression(manifest) -> list[str]:
     c = manifest.compression
+    if not c:
+        return ["## Compression", NOT_MEASURED, ""]
     reference = c.get("reference") or {}
-    sections += [_table(["method", "parent test accuracy", "drop this step (points)", "task model test accuracy",
-                         "total drop (points)", "budget (points)", "status"],
-                        [[c.get("method"), _number(c.get("parent_test_accuracy")),
-                          _number(c.get("accuracy_drop_points")),
-                          *(_number(v) if v is not None else "not recorded"
-                            for v in (reference.get("test_accuracy"), c.get("total_accuracy_drop_points"))),
-                          f"{_number(c.get('max_accuracy_drop_points'))} ({c.get('accuracy_budget', 'step')})",
-                          c.get("status")]]) if c else NOT_MEASURED, ""]
-    sections += ["## Privacy"]
+    return ["## Compression",
+            _table(["method", "parent test accuracy", "drop this step (points)", "task model test accuracy",
+                    "total drop (points)", "budget (points)", "status"],
+                   [[c.get("method"), _number(c.get("parent_test_accuracy")), _number(c.get("accuracy_drop_points")),
+                     *(_number(v) if v is not None else "not recorded"
+                       for v in (reference.get("test_accuracy"), c.get("total_accuracy_drop_points"))),
+                     f"{_number(c.get('max_accuracy_drop_points'))} ({c.get('accuracy_budget', 'step')})",
+                     c.get("status")]]), ""]
+
+
+def _privacy(manifest) -> list[str]:
     dp, mia = manifest.privacy.get("dp"), manifest.privacy.get("membership_inference")
-    sections += [_table(["ε", "δ", "accountant"], [[_number(dp.get("epsilon")), dp.get("delta"), dp.get("accountant")]])
-                 if dp else "Differential privacy: " + NOT_MEASURED + " (trained without DP-SGD).", "",
-                 _table(["attack AUC"], [[_number(mia.get("auc"))]]) if mia else
-                 "Membership-inference attack: " + NOT_MEASURED + ".", ""]
-    sections += ["## Fairness"]
-    sections += _fairness_section(manifest.audits.get("fairness"))
-    sections += ["## Counterfactual fairness"]
+    return ["## Privacy",
+            _table(["ε", "δ", "accountant"], [[_number(dp.get("epsilon")), dp.get("delta"), dp.get("accountant")]])
+            if dp else "Differential privacy: " + NOT_MEASURED + " (trained without DP-SGD).", "",
+            _table(["attack AUC"], [[_number(mia.get("auc"))]]) if mia else
+            "Membership-inference attack: " + NOT_MEASURED + ".", ""]
+
+
+def _fairness(manifest) -> list[str]:
+    return ["## Fairness", *_fairness_section(manifest.audits.get("fairness"))]
+
+
+def _counterfactual(manifest) -> list[str]:
     cf = manifest.audits.get("counterfactual")
-    if cf and cf.get("pairs"):
-        sections += [f"Identity terms swapped in {cf['swapped']} sentences of {cf['sentences']} (`{cf.get('split')}` "
-                     f"split): label flip rate {_number(cf['flip_rate'])}, mean absolute probability shift "
-                     f"{_number(cf['mean_absolute_shift'])}.", "",
-                     _table(["pair", "category", "sentences", "flip rate", "mean shift"],
-                            [[f"`{name}`", v["category"], v["sentences"], _number(v["flip_rate"]),
-                              _number(v["mean_probability_shift"])] for name, v in list(cf["pairs"].items())[:12]]), ""]
-    else:
-        sections += [NOT_MEASURED if not cf else "No audited sentence held an identity term.", ""]
-    sections += ["## Robustness"]
+    if not (cf and cf.get("pairs")):
+        return ["## Counterfactual fairness", NOT_MEASURED if not cf else "No audited sentence held an identity term.",
+                ""]
+    return ["## Counterfactual fairness",
+            f"Identity terms swapped in {cf['swapped']} sentences of {cf['sentences']} (`{cf.get('split')}` "
+            f"split): label flip rate {_number(cf['flip_rate'])}, mean absolute probability shift "
+            f"{_number(cf['mean_absolute_shift'])}.", "",
+            _table(["pair", "category", "sentences", "flip rate", "mean shift"],
+                   [[f"`{name}`", v["category"], v["sentences"], _number(v["flip_rate"]),
+                     _number(v["mean_probability_shift"])] for name, v in list(cf["pairs"].items())[:12]]), ""]
+
+
+def _robustness(manifest) -> list[str]:
     robustness = manifest.audits.get("robustness")
-    if robustness and robustness.get("perturbations"):
-        sections += [_table(["perturbation", "stability rate", "accuracy", "mean shift"],
-                            [[name, _number(v["stability_rate"]), _number(v.get("accuracy")) if "accuracy" in v else "",
-                              _number(v["mean_absolute_shift"])] for name, v in robustness["perturbations"].items()]), ""]
-    else:
-        sections += [NOT_MEASURED, ""]
-    sections += ["## PII in evaluation inputs"]
+    if not (robustness and robustness.get("perturbations")):
+        return ["## Robustness", NOT_MEASURED, ""]
+    return ["## Robustness",
+            _table(["perturbation", "stability rate", "accuracy", "mean shift"],
+                   [[name, _number(v["stability_rate"]), _number(v.get("accuracy")) if "accuracy" in v else "",
+                     _number(v["mean_absolute_shift"])] for name, v in robustness["perturbations"].items()]), ""]
+
+
+def _pii(manifest) -> list[str]:
     pii = manifest.audits.get("pii")
-    sections += ([f"{pii['texts_with_pii']} of {pii['texts']} audited texts hold PII "
-                  f"({', '.join(f'{k}: {v}' for k, v in pii['entities'].items()) or 'none found'}); person and "
-                  f"location names {'were' if pii.get('names_checked') else 'were NOT'} checked.", ""]
-                 if pii else [NOT_MEASURED, ""])
-    sections += ["## Explanations"]
+    if not pii:
+        return ["## PII in evaluation inputs", NOT_MEASURED, ""]
+    return ["## PII in evaluation inputs",
+            f"{pii['texts_with_pii']} of {pii['texts']} audited texts hold PII "
+            f"({', '.join(f'{k}: {v}' for k, v in pii['entities'].items()) or 'none found'}); person and "
+            f"location names {'were' if pii.get('names_checked') else 'were NOT'} checked.", ""]
+
+
+def _explanations(manifest) -> list[str]:
     explanations = manifest.audits.get("explanations")
-    if explanations:
-        faith = explanations.get("faithfulness", {})
-        sections += [f"{explanations['method']}, {explanations['texts']} texts, mean completeness error "
-                     f"{_number(explanations['mean_abs_convergence_delta'])}. Deleting the top "
-                     f"{faith.get('k')} attributed words lowers the explained class's probability by "
-                     f"{_number(faith.get('mean_drop_top_k'))} on average vs {_number(faith.get('mean_drop_random_k'))}"
-                     f" for random words.", ""]
-        for label, words in explanations.get("top_words", {}).items():
-            sections.append(f"- top words for `{label}`: " + ", ".join(f"`{w['word']}`" for w in words[:8]))
-        sections.append("")
-    else:
-        sections += [NOT_MEASURED, ""]
-    if manifest.postprocess:
-        rule = manifest.postprocess
-        sections += ["## Post-processing",
-                     f"Decisions use per-group thresholds (`{rule.get('method')}`, `{rule.get('constraint')}`) on "
-                     f"`{rule.get('attribute')}`: **the group must be supplied at prediction time**; a text-only "
-                     "runtime refuses this bundle.", ""]
-    sections += ["## Runtime benchmarks"]
+    if not explanations:
+        return ["## Explanations", NOT_MEASURED, ""]
+    faith = explanations.get("faithfulness", {})
+    lines = ["## Explanations",
+             f"{explanations['method']}, {explanations['texts']} texts, mean completeness error "
+             f"{_number(explanations['mean_abs_convergence_delta'])}. Deleting the top "
+             f"{faith.get('k')} attributed words lowers the explained class's probability by "
+             f"{_number(faith.get('mean_drop_top_k'))} on average vs {_number(faith.get('mean_drop_random_k'))}"
+             f" for random words.", ""]
+    for label, words in explanations.get("top_words", {}).items():
+        lines.append(f"- top words for `{label}`: " + ", ".join(f"`{w['word']}`" for w in words[:8]))
+    return lines + [""]
+
+
+def _postprocess(manifest) -> list[str]:
+    rule = manifest.postprocess
+    if not rule:
+        return []
+    return ["## Post-processing",
+            f"Decisions use per-group thresholds (`{rule.get('method')}`, `{rule.get('constraint')}`) on "
+            f"`{rule.get('attribute')}`: **the group must be supplied at prediction time**; a text-only "
+            "runtime refuses this bundle.", ""]
+
+
+def _benchmarks(manifest) -> list[str]:
     rows = [[runtime, _number(f.get("latency_p50_ms"), 2), _number(f.get("latency_p95_ms"), 2),
              _number(f.get("throughput_per_second"), 1), f.get("size_bytes"), _number(f.get("peak_rss_mb"), 1),
              f"`{f.get('measured')}`"] for runtime, f in manifest.benchmarks.items()]
-    sections += [_table(["runtime", "p50 ms", "p95 ms", "texts/s", "bytes", "peak RSS MB", "measured"], rows)
-                 if rows else NOT_MEASURED, ""]
-    sections += ["## Limitations",
-                 "- Metrics hold for data like the test split above; a shift in domain, length or label mix needs "
-                 "a new evaluation (`fmkit evaluate BUNDLE --data NEW --split all`).",
-                 "- Sections marked *not measured* carry no evidence either way.",
-                 f"- Content digest `{manifest.content_digest}`; `fmkit info` re-checks every file.", ""]
-    return "\n".join(sections)
+    return ["## Runtime benchmarks",
+            _table(["runtime", "p50 ms", "p95 ms", "texts/s", "bytes", "peak RSS MB", "measured"], rows)
+            if rows else NOT_MEASURED, ""]
+
+
+def _limitations(manifest) -> list[str]:
+    return ["## Limitations",
+            "- Metrics hold for data like the test split above; a shift in domain, length or label mix needs "
+            "a new evaluation (`fmkit evaluate BUNDLE --data NEW --split all`).",
+            "- Sections marked *not measured* carry no evidence either way.",
+            f"- Content digest `{manifest.content_digest}`; `fmkit info` re-checks every file.", ""]
+
+
+# The card's sections in order; each reads the manifest and returns its lines.
+SECTIONS = (_intended_use, _data, _lineage, _metrics, _compression, _privacy, _fairness, _counterfactual,
+            _robustness, _pii, _explanations, _postprocess, _benchmarks, _limitations)
 
 
 def _fairness_section(fairness) -> list[str]:
