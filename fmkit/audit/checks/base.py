@@ -23,14 +23,18 @@ TEXT_ONLY_DECISIONS = "text-only-decisions"  # its decisions need no group colum
 
 @dataclass(frozen=True)
 class AuditCheck:
-    options: type[BaseModel]  # its own settings; each field is also a field of AuditConfig (CLI, recipes)
+    options: type[BaseModel]  # its own settings (docstring: what it measures); each field is also in AuditConfig
     run: Callable[["AuditContext", BaseModel], dict | None]  # None: skipped (a warning said why)
     summary: Callable[[dict], str]  # the result in one log line
-    description: str
     requires: tuple[str, ...] = (TEXT_INPUT,)
     # True: it runs on the shared seeded sample of rows and run_audit records it (audits.<name>,
     # reports/audit_<name>.json); False: it reads its own rows and records itself (fairness, privacy).
     sampled: bool = True
+
+    @property
+    def description(self) -> str:
+        """What the check measures: its config's docstring (the help of ``fmkit audit``)."""
+        return " ".join((self.options.__doc__ or "").split())
 
 
 AUDIT_CHECKS: Registry[AuditCheck] = Registry("audit check")

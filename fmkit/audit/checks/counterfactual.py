@@ -8,6 +8,8 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, TEXT_INPUT, TEXT_ONLY_DECISION
 
 
 class CounterfactualOptions(BaseModel):
+    """swap identity terms (he/she, names, nationality, religion) and count prediction flips"""
+
     model_config = ConfigDict(extra="forbid")
 
     terms: str | None = Field(None, description="JSON file with extra identity-term pairs")
@@ -25,6 +27,5 @@ def summary(result: dict) -> str:
             f"worst pair {result.get('worst_pair')}")
 
 
-AUDIT_CHECKS.register("counterfactual")(AuditCheck(
-    CounterfactualOptions, run, summary, requires=(TEXT_INPUT, TEXT_ONLY_DECISIONS),
-    description="swap identity terms (he/she, names, nationality, religion) and count prediction flips"))
+AUDIT_CHECKS.register("counterfactual")(
+    AuditCheck(CounterfactualOptions, run, summary, requires=(TEXT_INPUT, TEXT_ONLY_DECISIONS)))

@@ -14,6 +14,8 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, EXPLANATIONS, TEXT_INPUT, Audi
 
 
 class ExplanationsOptions(BaseModel):
+    """integrated-gradients attributions (Captum) with a deletion faithfulness check"""
+
     model_config = ConfigDict(extra="forbid")
 
     explain_rows: int = Field(100, ge=1, description="rows explained (the first of the sample)")
@@ -42,7 +44,8 @@ def run(context: AuditContext, options: ExplanationsOptions) -> dict | None:
     return {"texts": len(explanations), "method": "layer integrated gradients (word embeddings)",
             "n_steps": options.n_steps, "mean_abs_convergence_delta": float(deltas.mean()),
             "max_abs_convergence_delta": float(deltas.max()),
-            "faithfulness": deletion_faithfulness(explainer, explanations, k=options.faithfulness_k, seed=settings.seed),
+            "faithfulness": deletion_faithfulness(explainer, explanations, k=options.faithfulness_k,
+                                                  seed=settings.seed),
             "top_words": class_top_words(explanations)}
 
 
@@ -51,6 +54,5 @@ def summary(result: dict) -> str:
             f"mean |δ| {result['mean_abs_convergence_delta']:.2e}")
 
 
-AUDIT_CHECKS.register("explanations")(AuditCheck(
-    ExplanationsOptions, run, summary, requires=(TEXT_INPUT, EXPLANATIONS),
-    description="integrated-gradients attributions (Captum) with a deletion faithfulness check"))
+AUDIT_CHECKS.register("explanations")(
+    AuditCheck(ExplanationsOptions, run, summary, requires=(TEXT_INPUT, EXPLANATIONS)))

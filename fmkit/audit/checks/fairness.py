@@ -8,6 +8,9 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, AuditCheck, AuditContext
 
 
 class FairnessOptions(BaseModel):
+    """per-group accuracy, selection rate, TPR, FPR and demographic-parity / equalized-odds gaps with
+    bootstrap CIs (Fairlearn; needs group columns)"""
+
     model_config = ConfigDict(extra="forbid")
 
     sensitive: list[str] = Field(default_factory=list, description="group columns for fairness (default: dataset's)")
@@ -36,7 +39,4 @@ def summary(report: dict) -> str:
     return "; ".join(parts)
 
 
-AUDIT_CHECKS.register("fairness")(AuditCheck(
-    FairnessOptions, run, summary, sampled=False,
-    description="per-group accuracy, selection rate, TPR, FPR and demographic-parity / equalized-odds gaps with "
-    "bootstrap CIs (Fairlearn; needs group columns)"))
+AUDIT_CHECKS.register("fairness")(AuditCheck(FairnessOptions, run, summary, sampled=False))

@@ -8,6 +8,8 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, AuditCheck, AuditContext
 
 
 class PiiOptions(BaseModel):
+    """PII found in the audited texts (Presidio, offline)"""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -21,5 +23,4 @@ def summary(result: dict) -> str:
     return f"{result['texts_with_pii']} of {result['texts']} texts hold PII {result['entities']}"
 
 
-AUDIT_CHECKS.register("pii")(AuditCheck(PiiOptions, run, summary,
-                                        description="PII found in the audited texts (Presidio, offline)"))
+AUDIT_CHECKS.register("pii")(AuditCheck(PiiOptions, run, summary))

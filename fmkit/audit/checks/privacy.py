@@ -11,6 +11,9 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, AuditCheck, AuditContext
 
 
 class PrivacyOptions(BaseModel):
+    """membership inference (loss-threshold and calibrated attacks, training rows vs test rows): AUC
+    and TPR at 1% and 0.1% FPR with bootstrap CIs"""
+
     model_config = ConfigDict(extra="forbid")
 
     reference: str | None = Field(None, description="privacy: a bundle trained without these rows, to calibrate "
@@ -32,7 +35,4 @@ def summary(p: dict) -> str:
             f"{p['members']} members vs {p['non_members']} non-members), TPR@1%FPR {p['tpr_at_0.01_fpr']:.4f}")
 
 
-AUDIT_CHECKS.register("privacy")(AuditCheck(
-    PrivacyOptions, run, summary, sampled=False,
-    description="membership inference (loss-threshold and calibrated attacks, training rows vs test rows): AUC "
-    "and TPR at 1% and 0.1% FPR with bootstrap CIs"))
+AUDIT_CHECKS.register("privacy")(AuditCheck(PrivacyOptions, run, summary, sampled=False))

@@ -8,6 +8,8 @@ from fmkit.audit.checks.base import AUDIT_CHECKS, TEXT_INPUT, TEXT_ONLY_DECISION
 
 
 class RobustnessOptions(BaseModel):
+    """prediction stability under typos, casing, punctuation and whitespace noise"""
+
     model_config = ConfigDict(extra="forbid")
 
     perturbations: list[str] | None = Field(None, description="robustness perturbations (default: all)")
@@ -37,6 +39,5 @@ def summary(result: dict) -> str:
     return ", ".join(f"{name} {v['stability_rate']:.4f}" for name, v in result["perturbations"].items())
 
 
-AUDIT_CHECKS.register("robustness")(AuditCheck(
-    RobustnessOptions, run, summary, requires=(TEXT_INPUT, TEXT_ONLY_DECISIONS),
-    description="prediction stability under typos, casing, punctuation and whitespace noise"))
+AUDIT_CHECKS.register("robustness")(
+    AuditCheck(RobustnessOptions, run, summary, requires=(TEXT_INPUT, TEXT_ONLY_DECISIONS)))
