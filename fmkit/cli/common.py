@@ -7,6 +7,11 @@ import json
 import sys
 
 
+# TrainConfig key -> the shorter flag training commands have always used for it
+TRAIN_NAMES = {"train.early_stopping_patience": "--patience", "train.checkpoint_every_steps": "--checkpoint-every",
+               "train.num_threads": "--threads", "train.eval_every_steps": "--eval-every"}
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
@@ -71,7 +76,11 @@ def read_config_file(path: str | None) -> dict:
 
 
 def set_nested(target: dict, dotted: str, value) -> None:
+    """``set_nested(settings, "train.epochs", 2)``: settings["train"]["epochs"] = 2, making the mappings on the way
+    (a section a --config file left null or wrote as a name, such as ``privacy: null``, becomes a mapping)."""
     parts = dotted.split(".")
     for part in parts[:-1]:
-        target = target.setdefault(part, {})
+        if not isinstance(target.get(part), dict):
+            target[part] = {}
+        target = target[part]
     target[parts[-1]] = value

@@ -1,72 +1,85 @@
-"""fmkit audit: fairness, counterfactual, robustness, explanations and PII checks, recorded in the manifest."""
+"""fmkit audit: run registered audit checks on a bundle and record each in its manifest.
+
+The check names, their descriptions and every option are generated from the audit check registry
+(``AUDIT_CHECKS``: the settings all checks share and each check's own config; fmkit/cli/from_config.py),
+so a new check's name and settings reach the command by themselves. ``NAMES`` keeps the flags that
+predate the generator.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, add_verify_flag, comma_list, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
+
+# config key -> the flag it had before the options were generated from the configs
+NAMES = {"n_bootstrap": "--bootstrap", "n_steps": "--steps"}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from fmkit.audit.checks import AUDIT_CHECKS  # the names and what each check does come from the registry
-
-    names = list(AUDIT_CHECKS)
     parser = subparsers.add_parser(
-        "audit", help=f"audit a bundle: {', '.join(names)} (or all)",
-        description="Audit a bundle on its own test split (or --data) and write each result into its manifest "
-        "(audits.*) and BUNDLE/reports/. " + " ".join(f"{name}: {AUDIT_CHECKS.get(name).description}."
-                                                        for name in names),
+        "audit", help="run the registered audit checks on a bundle (fairness, robustness, privacy, ...; or all)",
+        usage="fmkit audit CHECK BUNDLE [options]",
         epilog="examples:\n  fmkit audit fairness models/adult --data adult --sensitive sex,race\n"
         "  fmkit audit all models/reviews --max-rows 1000 --explain-rows 100\n"
         "  fmkit audit privacy models/tickets-dp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.defer(add_config_options)
+    return parser
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The registered checks (the CHECK choices and the description) and every option of their configs."""
+    from fmkit.audit.checks import AUDIT_CHECKS
+    from fmkit.audit.run import AuditSettings
+    from fmkit.cli.from_config import Section, add_options
+
+    names = list(AUDIT_CHECKS)
+    parser.description = ("Audit a bundle on its own test split (or --data) and write each result into its manifest "
+                          "(audits.*) and BUNDLE/reports/.\n\nchecks:\n"
+                          + "\n".join(f"  {name:15s} {AUDIT_CHECKS.get(name).description}" for name in names)
+                          + "\n\nAn option that not every check reads names the checks that do.")
     parser.add_argument("check", choices=[*names, "all"], help="which check (all: every one)")
     parser.add_argument("bundle", help="bundle directory")
-    parser.add_argument("--data", help="file or built-in dataset (default: the bundle's training data)")
-    parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
-                        help="rows to audit (default: test)")
-    parser.add_argument("--sensitive", type=comma_list, default=[], help="group columns for fairness, comma-separated "
-                        "(default: the built-in dataset's, e.g. sex,race for adult)")
-    parser.add_argument("--positive-label", help="the favourable label (default: the second of two labels)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for fairness CIs (default 200)")
-    parser.add_argument("--min-group-size", type=int, default=50,
-                        help="groups with fewer rows are reported but left out of the gaps (default 50)")
-    parser.add_argument("--max-rows", type=int, default=1000,
-                        help="rows sampled for counterfactual, robustness and pii (default 1000)")
-    parser.add_argument("--explain-rows", type=int, default=100, help="rows explained (default 100)")
-    parser.add_argument("--terms", help="JSON file with extra identity-term pairs ({\"pairs\": [{\"a\", \"b\"}]})")
-    parser.add_argument("--reference", help="privacy: a bundle trained without the audited rows, to calibrate "
-                        "the attack (default: calibrate against held-out validation losses)")
-    parser.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling, bootstrap and noise (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-record", action="store_true", help="do not write results into the manifest")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_verify_flag(parser)
     add_json_flag(parser)
-    return parser
+    sections = [Section("", AuditSettings, "settings every check shares", skip=("checks",))]
+    sections += [Section("", AUDIT_CHECKS.get(name).options, "check options", owner=name) for name in names]
+    parser.set_defaults(config_options=add_options(parser, sections, names=NAMES))
+
+
+def build_config(args):
+    """The AuditConfig of a command line; ``all`` leaves fairness out when there are no group columns."""
+    import sys
+
+    from fmkit.audit.run import CHECKS, AuditConfig
+    from fmkit.cli.from_config import apply_options
+
+    settings: dict = {"checks": list(CHECKS) if args.check == "all" else [args.check]}
+    apply_options(settings, args, args.config_options)
+    if args.json:
+        settings["progress"] = False  # stdout is the JSON
+    cfg = AuditConfig.model_validate(settings)
+    if args.check == "all" and not cfg.sensitive:
+        from fmkit.audit.inputs import default_sensitive_columns
+        from fmkit.bundle import read_manifest
+
+        source = cfg.data or read_manifest(args.bundle).data.get("source") or ""
+        if not default_sensitive_columns(source):
+            print("fairness skipped: no group columns (pass --sensitive COL to audit groups)", file=sys.stderr)
+            cfg.checks.remove("fairness")
+    return cfg
 
 
 def run(args) -> int:
     import sys
 
-    from fmkit.audit.run import CHECKS, AuditConfig, run_audit
+    from fmkit.audit.run import AuditConfig, run_audit
 
     args.config_model = AuditConfig
-    cfg = AuditConfig(checks=list(CHECKS) if args.check == "all" else [args.check], data=args.data, split=args.split,
-                      sensitive=args.sensitive, positive_label=args.positive_label, n_bootstrap=args.bootstrap,
-                      min_group_size=args.min_group_size, max_rows=args.max_rows, explain_rows=args.explain_rows,
-                      terms=args.terms, reference=args.reference, n_steps=args.steps, seed=args.seed, device=args.device,
-                      progress=not args.no_progress and not args.json)
-    if args.check == "all" and not cfg.sensitive:
-        from fmkit.audit.inputs import default_sensitive_columns
-        from fmkit.bundle import read_manifest
-
-        source = args.data or read_manifest(args.bundle).data.get("source") or ""
-        if not default_sensitive_columns(source):
-            print("fairness skipped: no group columns (pass --sensitive COL to audit groups)", file=sys.stderr)
-            cfg.checks.remove("fairness")
+    cfg = build_config(args)
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     results = run_audit(args.bundle, cfg, record=not args.no_record, log=log)
     if args.json:

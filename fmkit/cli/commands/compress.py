@@ -1,4 +1,8 @@
-"""fmkit compress: a smaller/faster variant of a bundle, measured on its deployment runtime."""
+"""fmkit compress: a smaller/faster variant of a bundle, measured on its deployment runtime.
+
+The options are generated from ``CompressConfig`` and every registered method's options model
+(fmkit/cli/from_config.py): a new method's settings appear here, with its description, by itself.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,61 @@ import argparse
 
 from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
 
-# flag -> option of the method it applies to
-METHOD_FLAGS = {"sparsity": "sparsity", "student_layers": "student_layers", "alpha": "alpha",
-                "temperature": "temperature"}
+# config key -> the flag it had before the options were generated from the configs
+NAMES = {"measure.enabled": "--measure"}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "compress",
         help="quantize, prune or distill a bundle into a measured variant",
-        description="Make a variant of a fine-tuned bundle with one compression method, evaluate it on the "
-        "parent's test split on the runtime it deploys on, measure latency/throughput/size/RSS, and check "
-        "the accuracy budget (exit 1 and status 'failed' in the manifest when broken).\n\n"
-        "methods: quantize-dynamic (ONNX Runtime INT8), bf16, prune-magnitude, distill, export-onnx",
+        usage="fmkit compress BUNDLE --method METHOD --out OUT [options]",
         epilog="examples:\n  fmkit compress models/reviews --method quantize-dynamic --out models/reviews-int8\n"
-        "  fmkit compress models/reviews --method distill --student-layers 3 --out models/reviews-l3",
+        "  fmkit compress models/reviews --method distill --student-layers 3 --out models/reviews-l3\n"
+        "  fmkit compress models/reviews --method quantize-static --calibration-samples 256 --no-fallback "
+        "--out models/reviews-static",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bundle", help="the parent bundle (fp32, PyTorch)")
-    parser.add_argument("--method", required=True, help="compression method (see above)")
+    parser.add_argument("--method", required=True, metavar="METHOD", help="compression method (see above)")
     parser.add_argument("--out", required=True, help="variant bundle to create")
-    parser.add_argument("--max-accuracy-drop", type=float, default=1.0,
-                        help="test-accuracy points the variant may lose in total vs the lineage's task model (the "
-                        "last ancestor that is not a compression), so chained compressions share one budget "
-                        "(default: 1.0)")
-    parser.add_argument("--accuracy-budget", choices=["total", "step"], default="total",
-                        help="bound the total drop vs the task model (default) or only this step's vs the parent")
-    parser.add_argument("--data", help="the parent's training data, if its recorded path moved (same rows required)")
-    parser.add_argument("--sparsity", type=float, help="prune-magnitude: share of weights set to zero, in (0, 1)")
-    parser.add_argument("--student-layers", type=int, help="distill: layers of the student (default: 3)")
-    parser.add_argument("--alpha", type=float, help="distill: weight of the teacher's soft loss (default: 0.5)")
-    parser.add_argument("--temperature", type=float, help="distill: softening temperature (default: 2.0)")
-    parser.add_argument("--threads", type=int, help="runtime threads for the measurement (default: all cores)")
-    parser.add_argument("--no-measure", action="store_true", help="skip latency/throughput/RSS measurement")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     add_verify_flag(parser)
     add_json_flag(parser)
+    parser.defer(add_config_options)
     return parser
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The method list and every option of CompressConfig and of each registered method's options model."""
+    from fmkit.cli.from_config import Section, add_options, sections_of
+    from fmkit.compress.config import CompressConfig
+    from fmkit.compress.methods import COMPRESS_METHODS
+
+    methods = "\n".join(f"  {name:18s} {COMPRESS_METHODS.get(name).description}" for name in COMPRESS_METHODS)
+    parser.description = (
+        "Make a variant of a fine-tuned bundle with one compression method, evaluate it on the parent's test split "
+        "on the runtime it deploys on, measure latency/throughput/size/RSS, and check the accuracy budget (exit 1 "
+        f"and status 'failed' in the manifest when broken).\n\nmethods:\n{methods}\n\n"
+        "A method option names the methods it applies to; other methods refuse it.")
+    sections = sections_of(CompressConfig, "budget and data", titles={"measure": "measurement"}, skip=("method",))
+    sections += [Section("method", COMPRESS_METHODS.get(name).options, "method options", owner=name, skip=("name",))
+                 for name in COMPRESS_METHODS]
+    parser.set_defaults(config_options=add_options(parser, sections, names=NAMES))
+
+
+def build_config(args):
+    from fmkit.cli.from_config import apply_options
+    from fmkit.compress import CompressConfig
+    from fmkit.compress.methods import COMPRESS_METHODS
+    from fmkit.errors import BadInputError
+
+    settings: dict = {"method": {"name": args.method}}
+    for option in apply_options(settings, args, args.config_options):
+        if option.owners and args.method in COMPRESS_METHODS and args.method not in option.owners:
+            raise BadInputError(f"{option.flag} applies to {', '.join(option.owners)}, not to --method {args.method}; "
+                                "drop it or pick one of those methods")
+    return CompressConfig.model_validate(settings)
 
 
 def run(args) -> int:
@@ -50,12 +72,7 @@ def run(args) -> int:
     from fmkit.compress.stage import run_compress
 
     args.config_model = CompressConfig
-    method = {"name": args.method}
-    method.update({option: getattr(args, flag) for flag, option in METHOD_FLAGS.items()
-                   if getattr(args, flag) is not None})
-    cfg = CompressConfig(method=method, max_accuracy_drop=args.max_accuracy_drop, data=args.data,
-                         accuracy_budget=args.accuracy_budget,
-                         measure={"threads": args.threads, "enabled": not args.no_measure})
+    cfg = build_config(args)
     manifest = run_compress(args.bundle, cfg, args.out, overwrite=args.overwrite)
     summary = {"bundle": args.out, "compression": manifest.compression, "test": manifest.metrics["test"],
                "benchmarks": manifest.benchmarks}
