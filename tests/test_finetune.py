@@ -133,7 +133,7 @@ def test_gradient_accumulation_matches_a_large_batch(tiny_bert_dir, reviews_csv,
     """Two accumulated batches of 8 = one batch of 16, up to float summation order."""
     from fmkit.data import DataConfig, load_text_classification
     from fmkit.data.batching import ClassificationBatches, encode_texts
-    from fmkit.finetune.stage import load_base_classifier
+    from fmkit.finetune.text_model import load_base_classifier
     from fmkit.models import resolve_model
     from fmkit.train import TrainConfig, train
 
@@ -157,7 +157,7 @@ def test_gradient_accumulation_matches_a_large_batch(tiny_bert_dir, reviews_csv,
 def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoint(tiny_bert_dir, reviews_csv, tmp_path):
     from fmkit.data import DataConfig, load_text_classification
     from fmkit.data.batching import ClassificationBatches, encode_texts
-    from fmkit.finetune.stage import load_base_classifier
+    from fmkit.finetune.text_model import load_base_classifier
     from fmkit.models import resolve_model
     from fmkit.train import TrainConfig, train
 

@@ -297,19 +297,18 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     from safetensors.torch import load_file
 
     from fmkit.finetune.images.config import ImageFinetuneConfig
-    from fmkit.finetune.images.stage import run_image_finetune
-    from fmkit.finetune.stage import checkpoint_dir_for
+    from fmkit.finetune.stage import checkpoint_dir_for, run_finetune
 
     images, labels = corner_images(96, size=16)
     np.savez(tmp_path / "corners.npz", images=images, labels=labels)
     cfg = ImageFinetuneConfig(model="cnn", data={"source": str(tmp_path / "corners.npz")}, augment=True,
                               train={"epochs": 2, "batch_size": 16, "learning_rate": 2e-3, "progress": False,
                                      "precision": "fp32", "checkpoint_every_steps": 3})
-    run_image_finetune(cfg, tmp_path / "clean")
+    run_finetune(cfg, tmp_path / "clean")
     with pytest.raises(KeyboardInterrupt):  # dies at step 8, mid-epoch 2: resumes from step 6 (augmented batches)
-        run_image_finetune(cfg, tmp_path / "resumed", hooks=CrashAfter(8))
+        run_finetune(cfg, tmp_path / "resumed", hooks=CrashAfter(8))
     assert (checkpoint_dir_for(tmp_path / "resumed") / "latest" / "state.json").is_file()
-    run_image_finetune(cfg, tmp_path / "resumed", resume=True)
+    run_finetune(cfg, tmp_path / "resumed", resume=True)
     clean, resumed = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("clean", "resumed"))
     assert clean.keys() == resumed.keys()
     for name in clean:

@@ -18,7 +18,7 @@ INPUT_NAME = "pixel_values"
 
 def _data(context):
     from fmkit.data.images import load_image_classification
-    from fmkit.evaluate.images import image_data_config
+    from fmkit.tasks.image_classification import image_data_config
 
     config = image_data_config(context.manifest.data, context.data_source)
     data = load_image_classification(config)
@@ -28,14 +28,9 @@ def _data(context):
 
 def _split_rows(context, name: str) -> list[int]:
     """The parent's saved split (same fingerprint), else the recomputed one."""
-    import json
+    from fmkit.bundle.split import split_rows
 
-    split_file = context.parent / "split.json"
-    if split_file.is_file():
-        stored = json.loads(split_file.read_text())
-        if stored.get("fingerprint") == context.data.fingerprint:
-            return stored["indices"][name]
-    return context.data.splits[name]
+    return split_rows(context.parent, context.data, name)
 
 
 def _test_inputs(context):

@@ -45,16 +45,11 @@ def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None
 
 def test_texts(context: CompressContext) -> tuple[list[str], list[str]]:
     """The parent's own held-out test rows (same fingerprint, same indices)."""
-    import json
+    from fmkit.bundle.split import split_rows
 
     data = context.data
-    split_file = context.parent / "split.json"
-    if split_file.is_file():
-        stored = json.loads(split_file.read_text())
-        if stored.get("fingerprint") == data.fingerprint:
-            indices = stored["indices"]["test"]
-            return [data.texts[i] for i in indices], [data.labels[i] for i in indices]
-    return data.split("test")
+    rows = split_rows(context.parent, data, "test")
+    return [data.texts[i] for i in rows], [data.labels[i] for i in rows]
 
 
 def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_names: list[str]) -> dict:

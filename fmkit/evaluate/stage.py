@@ -1,15 +1,17 @@
-"""``evaluate``: a bundle + labelled data -> metrics in the manifest and a confusion-matrix PNG."""
+"""``evaluate``: a bundle + labelled data -> metrics in the manifest and a confusion-matrix PNG, for every task.
+
+The bundle's task adapter (fmkit/tasks/) says which data config and loader apply and how rows
+become its runtime's inputs; the split is the bundle's own (fmkit/bundle/split.py), the logits
+come from the bundle's runtime (PyTorch or ONNX) and the metrics are the shared streaming ones.
+"""
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fmkit.data.config import DataConfig
 from fmkit.errors import BadInputError
 
 
@@ -24,37 +26,18 @@ class EvaluateConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
 
-def data_config_for(bundle_data: dict, cfg: EvaluateConfig) -> DataConfig:
-    """The bundle's own data settings (columns, split seed, fractions), with the user's overrides."""
-    stored = bundle_data.get("config")
-    if not stored and cfg.data is None:
-        raise BadInputError("this bundle does not record its training data; pass --data FILE")
-    settings = dict(stored or {})
-    if cfg.data is not None and cfg.data != settings.get("source"):
-        settings.pop("max_rows", None)  # a training-time subsample applies to the training source only
-    overrides = {"source": cfg.data, "text_column": cfg.text_column, "label_column": cfg.label_column}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return DataConfig.model_validate(settings)
+def data_config_for(bundle_data: dict, cfg: EvaluateConfig):
+    """A text bundle's own data settings with the user's overrides (the audits' reader; see the text adapter)."""
+    from fmkit.tasks.text_classification import data_config
+
+    return data_config(bundle_data, cfg)
 
 
 def resolve_split_indices(bundle: Path, data, split: str) -> list[int] | None:
-    """Reuse the split saved at training time when the data is the same; else recompute and say so."""
-    from fmkit.finetune.stage import SPLIT_FILE
+    """Rows of ``split`` (None for all rows): the saved ones when the data is the same; else recomputed, with a warning."""
+    from fmkit.bundle.split import split_rows
 
-    if split == "all":
-        return None
-    saved = bundle / SPLIT_FILE
-    if saved.is_file():
-        stored = json.loads(saved.read_text())
-        if stored.get("fingerprint") == data.fingerprint:
-            return stored["indices"][split]
-        warnings.warn(
-            f"the data differs from the data this bundle was trained on (fingerprint {data.fingerprint[:19]}... "
-            f"vs {stored.get('fingerprint', '?')[:19]}...); the {split!r} split is recomputed from the seed and may "
-            "overlap the training rows. Use --split all to evaluate on every row of a separate test file.",
-            stacklevel=2,
-        )
-    return data.splits[split]
+    return None if split == "all" else split_rows(Path(bundle), data, split, warn=True)
 
 
 def record_metrics(bundle: Path, manifest, split: str, metrics: dict) -> None:
@@ -72,42 +55,35 @@ def record_metrics(bundle: Path, manifest, split: str, metrics: dict) -> None:
 
 
 def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
-    """Metrics of ``bundle`` on a split, by the evaluator of the bundle's task (text, images)."""
+    """Metrics of ``bundle`` on a split of its data (or ``cfg.data``), recorded in its manifest when ``record``."""
     from fmkit.bundle import read_manifest
-    from fmkit.tasks import task_of_bundle
-
-    return task_of_bundle(bundle, read_manifest(bundle).task).get("evaluate")(bundle, cfg, record=record)
-
-
-def evaluate_text_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
-    from fmkit.bundle import read_manifest
-    from fmkit.data import load_text_classification
-    from fmkit.runtime import load_runtime
     from fmkit.evaluate.metrics import metrics_from_logits
+    from fmkit.runtime import load_runtime
+    from fmkit.tasks import task_of_bundle
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    data_cfg = data_config_for(manifest.data, cfg)
-    data = load_text_classification(data_cfg)
+    task = task_of_bundle(bundle, manifest.task)  # a masked-LM base model: "fine-tune it first"
+    data_cfg = task.data_config(manifest.data, cfg)
+    data = task.load_data(data_cfg)
     unseen = sorted(set(data.labels) - set(manifest.labels))
     if unseen:
         raise BadInputError(
             f"{data_cfg.source}: labels {unseen} were not seen at training time; the model knows "
-            f"{manifest.labels}. Drop those rows or fine-tune again with them."
+            f"{manifest.labels}. Drop those {task.examples} or fine-tune again with them."
         )
     indices = resolve_split_indices(bundle, data, cfg.split)
-    rows = range(len(data.texts)) if indices is None else indices
-    texts = [data.texts[i] for i in rows]
-    if not texts:
-        raise BadInputError(f"the {cfg.split!r} split is empty; use --split all or a larger file")
+    rows = list(range(len(data.labels))) if indices is None else indices
+    if not rows:
+        raise BadInputError(f"the {cfg.split!r} split is empty; use --split all or more {task.examples}")
     label2id = manifest.label2id
     labels = [label2id[data.labels[i]] for i in rows]
 
     runtime = load_runtime(bundle, device=cfg.device)  # the bundle's own runtime (PyTorch or ONNX)
-    encoded = runtime.encode(texts)
-    metrics = metrics_from_logits(runtime.iter_logits(encoded, cfg.batch_size), labels, manifest.labels)
+    inputs, extra = task.evaluation_inputs(runtime, data, rows)
+    metrics = metrics_from_logits(runtime.iter_logits(inputs, cfg.batch_size), labels, manifest.labels)
     metrics["data_fingerprint"] = data.fingerprint
-    metrics["truncated_texts"] = encoded.truncated
+    metrics.update(extra)
     if record:
         record_metrics(bundle, manifest, cfg.split, metrics)
     return metrics

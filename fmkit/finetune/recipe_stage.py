@@ -15,9 +15,8 @@ def _config_for(raw: dict):
 
 
 def _run(cfg, out: Path, context: StageContext) -> StageResult:
-    from fmkit.tasks import TASKS, task_of_config
+    from fmkit.finetune.stage import run_finetune
 
-    run_finetune = TASKS.get(task_of_config(cfg)).get("finetune")
     manifest = run_finetune(cfg, out, overwrite=True)
     headline = {split: {k: m[k] for k in ("accuracy", "macro_f1")} for split, m in manifest.metrics.items()}
     return StageResult(out, {"metrics": headline, "samples_per_second": manifest.training["samples_per_second"]})

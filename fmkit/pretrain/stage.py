@@ -20,8 +20,8 @@ from fmkit.bundle import LineageEntry, Manifest, read_manifest, write_bundle
 from fmkit.errors import BadInputError
 from fmkit.pretrain.config import (CONTINUED_LEARNING_RATE, DEFAULT_VOCAB_SIZE, SCRATCH_LEARNING_RATE,
                                    PretrainConfig)
+from fmkit.tasks.masked_lm import NAME as TASK
 
-TASK = "masked-lm"
 MAX_POSITIONS = 512  # a new model's position table: fine-tuning may use longer texts than pretraining
 EVAL_SEED_OFFSET = 7919  # held-out masks: fixed for the whole run, independent of training batches
 
@@ -30,7 +30,7 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
     """(tokenizer, model, base record, the base bundle's lineage, facts for the manifest)."""
     from transformers import AutoTokenizer
 
-    from fmkit.finetune.stage import base_model_record
+    from fmkit.finetune.text_model import base_model_record
     from fmkit.models import resolve_model
     from fmkit.pretrain.model import load_mlm_model, new_mlm_model
     from fmkit.pretrain.tokenizer import train_wordpiece
@@ -130,7 +130,7 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
                               parent=base_record["name"], data_fingerprint=packed.fingerprint)],
         metrics=metrics,
         data={"corpus": corpus.describe(), **packed.summary(), "corpus_config": {"sources": list(cfg.corpus)}},
-        training={**result.as_dict(), "method": "masked-lm", "size": cfg.size_name,
+        training={**result.as_dict(), "method": TASK, "size": cfg.size_name,
                   "tokens_seen": batches.tokens_served, "tokens_per_second": tokens_per_second,
                   "masking": {"probability": cfg.mask_probability, "whole_word": cfg.whole_word_masking,
                               "mask/random/keep": [0.8, 0.1, 0.1]},

@@ -1,1 +1,1 @@
-"""Image fine-tuning: an image model + labelled images -> an evaluated image-classification bundle."""
+"""Image fine-tuning pieces for the image-classification task: its config, network and augmented batches."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fmkit.data.images.config import ImageDataConfig
+from fmkit.tasks.image_classification import NAME as TASK
 from fmkit.train.config import TrainConfig
 
 
@@ -16,7 +16,7 @@ class ImageFinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["image-classification"] = "image-classification"
+    task: Literal[TASK] = TASK
     model: str = Field("cnn", description="cnn, efficientnet-lite0, or an image-classification bundle to continue")
     data: ImageDataConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -37,22 +37,3 @@ class ImageFinetuneConfig(BaseModel):
     @property
     def method_name(self) -> str:
         return "full"  # every weight trains; LoRA and DP are text-only for now
-
-
-def claims_settings(settings: dict) -> bool:
-    """True when finetune settings name an image model, image data or an image bundle."""
-    from fmkit.data.images.builtin import IMAGE_DATASETS
-    from fmkit.models.images import IMAGE_MODELS
-    from fmkit.tasks import IMAGE, bundle_task
-
-    model = settings.get("model")
-    data = settings.get("data") if isinstance(settings.get("data"), dict) else {}
-    source = data.get("source")
-    if isinstance(model, str) and (model in IMAGE_MODELS or bundle_task(model) == IMAGE):
-        return True
-    if not isinstance(source, str):
-        return False
-    if source in IMAGE_DATASETS or bundle_task(source) == IMAGE:
-        return True
-    path = Path(source)
-    return path.suffix == ".npz" or "-ubyte" in path.name or (path.is_dir() and bundle_task(path) is None)

@@ -1,0 +1,109 @@
+"""Text classification: a label per text, on MiniLM and other BERT-family encoders (the default task).
+
+Data is a table (fmkit.data), the model a Hugging Face sequence classifier built from a base
+(fmkit/finetune/text_model.py) and wrapped by the finetune method (full, LoRA), batches are
+token ids padded per batch, DP-SGD applies, and bundles serve, explain and audit texts.
+"""
+
+from __future__ import annotations
+
+from fmkit.tasks.base import Capabilities, TaskAdapter, TrainingSetup, register_task
+
+NAME = "text-classification"
+EVALUATION_BATCH = 64  # texts per batch when the finetune stage scores a split
+
+
+def load_data(config):
+    from fmkit.data import load_text_classification
+
+    return load_text_classification(config)
+
+
+def prepare(cfg, data) -> TrainingSetup:
+    """The base classifier with a head for ``data``'s labels, wrapped by the method, and every split tokenized."""
+    import warnings
+
+    from fmkit.bundle import read_manifest
+    from fmkit.data.batching import encode_texts
+    from fmkit.finetune.methods import FINETUNE_METHODS
+    from fmkit.finetune.text_model import base_model_record, load_base_classifier
+    from fmkit.models import resolve_model
+
+    method = FINETUNE_METHODS.get(cfg.method_name)
+    base = resolve_model(cfg.model)
+    tokenizer, model = load_base_classifier(base, data.label_names, cfg.dropout, cfg.train.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one combined warning below instead of one per split
+        encoded = {name: encode_texts(tokenizer, data.split(name)[0], cfg.max_length, warn=False) for name in data.splits}
+    truncated = {name: e.truncated for name, e in encoded.items() if e.truncated}
+    if truncated:
+        warnings.warn(f"texts longer than max_length={cfg.max_length} tokens were truncated: {truncated}; "
+                      "raise --max-length to keep them whole", stacklevel=3)
+    return TrainingSetup(
+        model=method.prepare(model, cfg.method), inputs=encoded, base=base_model_record(base), parent=str(base.name),
+        parent_lineage=read_manifest(base.path).lineage if base.is_bundle else [],
+        default_learning_rate=method.default_learning_rate, tools=tokenizer,
+        manifest_fields={"max_length": cfg.max_length})
+
+
+def batches(setup: TrainingSetup, cfg, inputs, label_ids):
+    from fmkit.data.batching import ClassificationBatches
+
+    return ClassificationBatches(inputs, label_ids, cfg.train.batch_size, setup.tools.pad_token_id, cfg.train.seed)
+
+
+def loss(model, batch):
+    return model(**batch).loss  # the sequence classifier's own cross-entropy
+
+
+def split_metrics(setup: TrainingSetup, model, inputs, label_ids, label_names, device) -> dict:
+    from fmkit.runtime.inference import stream_metrics
+
+    return stream_metrics(model, inputs, label_ids, label_names, setup.tools.pad_token_id, EVALUATION_BATCH, device)
+
+
+def save(setup: TrainingSetup, model, cfg, directory) -> dict:
+    """The method's weights (merged LoRA too) and the tokenizer; returns the method's facts."""
+    from fmkit.finetune.methods import FINETUNE_METHODS
+
+    facts = FINETUNE_METHODS.get(cfg.method_name).save(model, directory, cfg.method)
+    setup.tools.save_pretrained(str(directory))
+    return facts
+
+
+def dp_hooks(setup: TrainingSetup, cfg, inputs, label_ids):
+    from fmkit.privacy.dp import DPHooks
+
+    return DPHooks(cfg.privacy, inputs.input_ids, label_ids, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                   pad_id=setup.tools.pad_token_id, seed=cfg.train.seed, full_finetune=cfg.method_name == "full")
+
+
+def data_config(bundle_data: dict, cfg):
+    """The bundle's own data settings (columns, split seed, fractions), with the user's overrides."""
+    from fmkit.data.config import DataConfig
+    from fmkit.errors import BadInputError
+
+    stored = bundle_data.get("config")
+    if not stored and cfg.data is None:
+        raise BadInputError("this bundle does not record its training data; pass --data FILE")
+    settings = dict(stored or {})
+    if cfg.data is not None and cfg.data != settings.get("source"):
+        settings.pop("max_rows", None)  # a training-time subsample applies to the training source only
+    overrides = {"source": cfg.data, "text_column": cfg.text_column, "label_column": cfg.label_column}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return DataConfig.model_validate(settings)
+
+
+def evaluation_inputs(runtime, data, rows) -> tuple:
+    encoded = runtime.encode([data.texts[i] for i in rows])
+    return encoded, {"truncated_texts": encoded.truncated}
+
+
+ADAPTER = register_task(TaskAdapter(
+    NAME, "a label per text (MiniLM and other BERT-family encoders)",
+    Capabilities(finetune_methods=("full", "lora"), dp=True, serves="texts", explanations=True,
+                 audits=("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy")),
+    examples="texts", finetune_config="fmkit.finetune.config:FinetuneConfig",
+    load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
+    dp_hooks=dp_hooks, data_config=data_config, evaluation_inputs=evaluation_inputs,
+    compress="fmkit.compress.tasks:TEXT_HOOKS"))
