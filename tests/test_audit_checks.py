@@ -55,3 +55,8 @@ def test_an_image_bundle_is_refused_text_checks_naming_what_is_missing(tiny_imag
     message = str(caught.value)
     assert "image-classification bundle: the robustness check needs text-input" in message
     assert "the explanations check needs explanations" in message
+
+
+def test_a_base_model_without_labels_is_told_to_fine_tune_first():
+    with pytest.raises(BadInputError, match="masked-LM base model .* Fine-tune it first"):
+        check_capabilities(Path("base"), manifest(task="masked-lm", labels=[]), ["pii"])

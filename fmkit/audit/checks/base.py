@@ -70,12 +70,15 @@ class AuditContext:
 
 
 def bundle_capabilities(manifest) -> set[str]:
-    """What the bundle can be audited on: the one function to ask (it reads the bundle's task)."""
+    """What the bundle can be audited on: the one function to ask (its task's adapter answers)."""
     from fmkit.tasks import TASKS
 
     capabilities = set()
-    if manifest.task in TASKS and not TASKS.get(manifest.task).runtime_suffix:  # its runtimes take texts
-        capabilities |= {TEXT_INPUT, EXPLANATIONS}
+    task = TASKS.get(manifest.task).capabilities
+    if task.serves == "texts":
+        capabilities.add(TEXT_INPUT)
+    if task.explanations:
+        capabilities.add(EXPLANATIONS)
     if not manifest.postprocess:
         capabilities.add(TEXT_ONLY_DECISIONS)
     return capabilities
@@ -91,6 +94,9 @@ def refusal(bundle: Path, manifest, check: str, capability: str) -> str:
 
 def check_capabilities(bundle: Path, manifest, names) -> None:
     """Refuse, before anything runs, a check the bundle cannot take (every refusal at once)."""
+    from fmkit.tasks import task_of_bundle
+
+    task_of_bundle(bundle, manifest.task)  # a base model without labels: "fine-tune it first"
     capabilities = bundle_capabilities(manifest)
     problems = [refusal(bundle, manifest, name, capability) for name in names
                 for capability in AUDIT_CHECKS.get(name).requires if capability not in capabilities]
