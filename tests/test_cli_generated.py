@@ -297,19 +297,35 @@ def test_old_flags_set_the_same_keys(command):
 
 
 def documented_command_lines():
-    """`fmkit finetune|pretrain|compress|audit ...` lines of README.md, docs/, recipes/ and bench/ (continuations joined)."""
+    """(file, command, argument text) of every `fmkit finetune|pretrain|compress|audit ...` in README.md, docs/,
+    recipes/ and bench/ (continuation lines joined), and of every ("finetune", ...) argument list in tests/ and bench/."""
     lines = []
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "recipes").glob("*")),
                  *sorted((ROOT / "bench").glob("*.py"))]:
         text = path.read_text(encoding="utf-8").replace("\\\n", " ")
         for match in re.finditer(r"fmkit (finetune|pretrain|compress|audit)\b([^\n`#|;)\"']*)", text):
             lines.append((path.name, match.group(1), match.group(2)))
+    for path in sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "bench").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"[\[(]\s*\"(finetune|pretrain|compress|audit)\",", text):
+            lines.append((path.name, match.group(1), _until_closed(text, match.end())))
     return lines
 
 
-def test_documented_flags_parse():
+def _until_closed(text: str, start: int) -> str:
+    """The text from ``start`` up to the bracket that closes the one before it."""
+    depth = 0
+    for index in range(start, len(text)):
+        depth += text[index] in "([{"
+        depth -= text[index] in ")]}"
+        if depth < 0:
+            return text[start:index]
+    return text[start:]
+
+
+def test_documented_and_tested_flags_parse():
     lines = documented_command_lines()
-    assert len(lines) > 20
+    assert len(lines) > 40
     known = {command: set(flags_of(command)) for command in GENERATED}
     unknown = [(name, command, flag) for name, command, rest in lines
                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", rest) if flag not in known[command]]
@@ -339,6 +355,9 @@ BEFORE = [
      "--out x",
      {"model": "cnn", "data": {"source": "fashion-mnist", "image_size": 32, "channels": 1}, "input_size": 64,
       "augment": False, "train": {"epochs": 1}}),
+    ("finetune --config {config} --epochs 2 --lora-r 16 --out x",
+     {"data": {"source": "file.csv", "text_column": "body"}, "method": {"name": "lora", "r": 16},
+      "train": {"batch_size": 4, "epochs": 2}}),
     ("pretrain --corpus a.txt b.txt --size mini --out x", {"corpus": ["a.txt", "b.txt"], "size": "mini"}),
     ("pretrain --from minilm --corpus t.txt --out x", {"corpus": ["t.txt"], "from_model": "minilm"}),
     ("pretrain --corpus c --size tiny --vocab-size 200 --min-frequency 1 --seq-length 32 --mask-probability 0.2 "
@@ -369,10 +388,12 @@ BEFORE = [
 
 
 @pytest.mark.parametrize("line, settings", BEFORE, ids=[line[:40] for line, _ in BEFORE])
-def test_old_command_lines_resolve_to_the_same_config(line, settings):
+def test_old_command_lines_resolve_to_the_same_config(line, settings, tmp_path):
     import importlib
 
-    argv = shlex.split(line)
+    config = tmp_path / "settings.yaml"
+    config.write_text("train:\n  epochs: 1\n  batch_size: 4\ndata:\n  source: file.csv\n  text_column: body\nmethod: lora\n")
+    argv = shlex.split(line.format(config=config))
     args = build_parser().parse_args(argv)
     resolved = importlib.import_module(f"fmkit.cli.commands.{argv[0]}").build_config(args)
     if argv[0] == "finetune":
