@@ -213,6 +213,13 @@ def test_help_names_every_registered_method_task_size_and_check():
         assert not [name for name in names if name not in text], command
 
 
+def test_run_help_names_every_registered_stage():
+    from fmkit.recipe.stages import load_stages
+
+    text = help_of("run")
+    assert not [name for name in load_stages() if f"  {name} " not in text]
+
+
 @pytest.mark.parametrize("command", GENERATED)
 def test_help_prints_percent_signs_once(command):
     assert "%%" not in help_of(command)

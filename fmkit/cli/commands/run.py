@@ -10,7 +10,7 @@ from fmkit.cli.common import add_json_flag, print_json
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "run",
-        help="run a recipe: a YAML list of stages (finetune, evaluate, ...)",
+        help="run a recipe: a YAML list of registered stages (fmkit run --list-stages)",
         description="Validate a recipe (every error at once), then run its stages in order in a new "
         "directory runs/DATE-NAME/ with the resolved config, a log and the outputs. A stage whose "
         "inputs and config are unchanged since an earlier run is reused, not re-run.",
@@ -23,7 +23,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-cache", action="store_true", help="run every stage even if unchanged")
     parser.add_argument("--list-stages", action="store_true", help="print the registered stages and exit")
     add_json_flag(parser)
+    parser.defer(_list_stages_in_description)
     return parser
+
+
+def _list_stages_in_description(parser: argparse.ArgumentParser) -> None:
+    """The stage names a recipe may use, from the stage registry (loading it imports no torch)."""
+    from fmkit.recipe.stages import load_stages
+
+    stages = load_stages()
+    parser.description += "\n\nstages:\n" + "\n".join(f"  {name:12s} {stages.get(name).description}" for name in stages)
 
 
 def run(args) -> int:
