@@ -16,11 +16,25 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
+def add_run_control(parser: argparse.ArgumentParser) -> None:
+    """--resume, --overwrite, --keep-checkpoints: the flags of the commands that train and checkpoint."""
+    run = parser.add_argument_group("run control")
+    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.checkpoints/")
+    run.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    run.add_argument("--keep-checkpoints", action="store_true", help="keep OUT.checkpoints/ after success")
+
+
 def add_verify_flag(parser: argparse.ArgumentParser) -> None:
     """--no-verify: open bundles without checking their content digest and manifest seal (cli/main.py)."""
     parser.add_argument("--no-verify", action="store_true",
                         help="load the bundle even if its files or manifest changed since fmkit wrote it "
                         "(unsafe: only when you know why they changed)")
+
+
+def describe_registered(registry) -> str:
+    """One line per registered component, its name and its ``description``: the lists in a command's --help."""
+    width = max((len(name) for name in registry), default=0) + 2
+    return "\n".join(f"  {name:{width}s} {registry.get(name).description}" for name in registry)
 
 
 def comma_list(value: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, describe_registered, print_json
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {"n_bootstrap": "--bootstrap", "n_steps": "--steps"}
@@ -38,7 +38,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     names = list(AUDIT_CHECKS)
     parser.description = ("Audit a bundle on its own test split (or --data) and write each result into its manifest "
                           "(audits.*) and BUNDLE/reports/.\n\nchecks:\n"
-                          + "\n".join(f"  {name:15s} {AUDIT_CHECKS.get(name).description}" for name in names)
+                          + describe_registered(AUDIT_CHECKS)
                           + "\n\nAn option that not every check reads names the checks that do.")
     parser.add_argument("check", choices=[*names, "all"], help="which check (all: every one)")
     parser.add_argument("bundle", help="bundle directory")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, add_verify_flag, print_json
+from fmkit.cli.common import add_json_flag, add_verify_flag, describe_registered, print_json
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {"measure.enabled": "--measure"}
@@ -41,11 +41,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     from fmkit.compress.config import CompressConfig
     from fmkit.compress.methods import COMPRESS_METHODS
 
-    methods = "\n".join(f"  {name:18s} {COMPRESS_METHODS.get(name).description}" for name in COMPRESS_METHODS)
     parser.description = (
         "Make a variant of a fine-tuned bundle with one compression method, evaluate it on the parent's test split "
         "on the runtime it deploys on, measure latency/throughput/size/RSS, and check the accuracy budget (exit 1 "
-        f"and status 'failed' in the manifest when broken).\n\nmethods:\n{methods}\n\n"
+        f"and status 'failed' in the manifest when broken).\n\nmethods:\n{describe_registered(COMPRESS_METHODS)}\n\n"
         "A method option names the methods it applies to; other methods refuse it.")
     sections = sections_of(CompressConfig, "budget and data", titles={"measure": "measurement"}, skip=("method",))
     sections += [Section("method", COMPRESS_METHODS.get(name).options, "method options", owner=name, skip=("name",))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import TRAIN_NAMES, add_json_flag, format_metrics_table, print_json, read_config_file
+from fmkit.cli.common import TRAIN_NAMES, add_json_flag, add_run_control, format_metrics_table, print_json, read_config_file
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {
@@ -71,10 +71,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     sections += [Section("method", FINETUNE_METHODS.get(name).options, "method options", prefix=f"{name}-",
                          owner=name, skip=("name",)) for name in FINETUNE_METHODS]
     parser.set_defaults(config_options=add_options(parser, sections, names=NAMES, arguments=ARGUMENTS))
-    run = parser.add_argument_group("run control")
-    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.checkpoints/")
-    run.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    run.add_argument("--keep-checkpoints", action="store_true", help="keep OUT.checkpoints/ after success")
+    add_run_control(parser)
 
 
 def build_config(args):

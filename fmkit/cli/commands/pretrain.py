@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import TRAIN_NAMES, add_json_flag, print_json, read_config_file
+from fmkit.cli.common import TRAIN_NAMES, add_json_flag, add_run_control, describe_registered, print_json, read_config_file
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {**TRAIN_NAMES, "from_model": "--from", "whole_word_masking": "--whole-word"}
@@ -47,18 +47,15 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     from fmkit.pretrain.config import PretrainConfig
     from fmkit.pretrain.sizes import MODEL_SIZES
 
-    sizes = "\n".join(f"  {name:6s} {MODEL_SIZES.get(name).description}" for name in MODEL_SIZES)
     parser.description = (
         "Pretrain a BERT with masked-language modelling on a text corpus and write a base bundle (task masked-lm) "
         "that `fmkit finetune --model` starts from. Trains a WordPiece tokenizer for a new model; packs the corpus "
         "into full-length sequences; masks 15% of tokens (80% [MASK], 10% random, 10% kept); reports masked-token "
-        f"accuracy and perplexity on held-out documents.\n\nsizes (--size; or --from a model):\n{sizes}")
+        f"accuracy and perplexity on held-out documents.\n\nsizes (--size; or --from a model):\n"
+        f"{describe_registered(MODEL_SIZES)}")
     sections = sections_of(PretrainConfig, "corpus, model and masking", titles={"train": "training"})
     parser.set_defaults(config_options=add_options(parser, sections, names=NAMES, arguments=ARGUMENTS))
-    run = parser.add_argument_group("run control")
-    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.checkpoints/")
-    run.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    run.add_argument("--keep-checkpoints", action="store_true", help="keep OUT.checkpoints/ after success")
+    add_run_control(parser)
 
 
 def build_config(args):

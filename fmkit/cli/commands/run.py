@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import add_json_flag, print_json
+from fmkit.cli.common import add_json_flag, describe_registered, print_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -31,8 +31,7 @@ def _list_stages_in_description(parser: argparse.ArgumentParser) -> None:
     """The stage names a recipe may use, from the stage registry (loading it imports no torch)."""
     from fmkit.recipe.stages import load_stages
 
-    stages = load_stages()
-    parser.description += "\n\nstages:\n" + "\n".join(f"  {name:12s} {stages.get(name).description}" for name in stages)
+    parser.description += "\n\nstages:\n" + describe_registered(load_stages())
 
 
 def run(args) -> int:
