@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fmkit.train.hooks import TrainHooks  # no torch: the protocol alone
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 POSITIVE = ["great", "wonderful", "funny", "warm", "superb", "brilliant", "moving", "delightful"]
@@ -80,28 +82,16 @@ def tiny_bundle(tiny_bert_dir, reviews_csv, tmp_path_factory) -> Path:
     return out
 
 
-class CrashAfter:
+class CrashAfter(TrainHooks):
     """A training hook that simulates the process dying after ``step`` optimizer steps."""
 
     def __init__(self, step):
         self.step = step
 
-    def setup(self, model, optimizer, batches):
-        return model, optimizer, batches
-
     def after_step(self, step):
         if step == self.step:
             raise KeyboardInterrupt("simulated kill")
         return False
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
-    def summary(self):
-        return {}
 
 
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)

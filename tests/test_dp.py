@@ -1,4 +1,5 @@
-"""DP-SGD through the shared loop: ε matches Opacus' accountant exactly, clipping bounds each example, bad input."""
+"""DP-SGD through the shared loop: ε matches Opacus' accountant exactly, clipping bounds each example, physical
+chunks change no weight, bad input."""
 
 import json
 import subprocess
@@ -121,14 +122,53 @@ def test_physical_chunks_give_the_same_update_as_one_pass(tiny_bert_dir, mode):
         wrapped = engine.make_private(module=model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
                                       data_loader=loader, criterion=torch.nn.CrossEntropyLoss(), noise_multiplier=0.0,
                                       max_grad_norm=0.5, poisson_sampling=False, grad_sample_mode=mode)
-        hooks.optimizer = wrapped[1]
         hooks.criterion = wrapped[2] if mode == "ghost" else torch.nn.CrossEntropyLoss()
-        loss = hooks.wrap_loss(None)(wrapped[0], batch)
-        loss.backward()
+        dp_loss, parts = hooks.wrap_loss(None), hooks.split_batch(batch)
+        assert len(parts) == (1 if size == 64 else 3)
+        for index, part in enumerate(parts):  # the loop's passes: accumulate after each but the step's last
+            dp_loss(wrapped[0], part).backward()
+            if index < len(parts) - 1:
+                hooks.accumulate(wrapped[1])
         wrapped[1].step()
         updates.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]))
         assert len(engine.accountant.history) == 1 and engine.accountant.history[0][2] == 1  # one step counted
     assert torch.allclose(updates[0], updates[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_the_loop_with_physical_chunks_reaches_the_weights_of_unchunked_steps(tiny_bert_dir, mode):
+    """Through ``train``, noise included (same seed, same draws): Poisson steps computed in chunks of 5 rows end
+    at the weights of the same steps computed in one pass each."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from fmkit.privacy.dp import DPConfig, DPHooks
+    from fmkit.train import TrainConfig, train
+
+    class CountingHooks(DPHooks):
+        def accumulate(self, optimizer):
+            self.accumulated += 1
+            super().accumulate(optimizer)
+
+    rows = [[2] + [5 + (i * 7 + j) % 20 for j in range(3 + i % 9)] + [3] for i in range(48)]
+    labels = [i % 2 for i in range(48)]
+    weights, accumulated = [], []
+    for size in (64, 5):
+        model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir))
+        start = torch.cat([p.detach().flatten() for p in model.parameters()])
+        hooks = CountingHooks(DPConfig(target_epsilon=8.0, delta=1e-3, grad_sample_mode=mode, physical_batch_size=size),
+                              rows, labels, batch_size=16, epochs=1, pad_id=0, seed=0, full_finetune=mode == "ghost")
+        hooks.accumulated = 0
+        result = train(model, hooks.loader, TrainConfig(epochs=1, batch_size=16, learning_rate=5e-3, max_grad_norm=None,
+                                                        precision="fp32", progress=False, early_stopping_patience=None),
+                       hooks=hooks)
+        hooks.cleanup()
+        assert result.steps == result.hooks["steps"] == 3
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        accumulated.append(hooks.accumulated)
+        assert not torch.allclose(weights[-1], start)
+    assert accumulated[0] == 0 and accumulated[1] >= 6  # ~16 rows a step: 3-4 chunks, all but the last accumulate
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=1e-5)
 
 
 def test_dropout_is_off_during_dp_training_and_restored_after(tiny_bert_dir, reviews_csv, tmp_path):

@@ -1,12 +1,15 @@
-"""Differentially private fine-tuning (DP-SGD) with Opacus, through the shared training loop.
+"""Differentially private fine-tuning (DP-SGD) with Opacus, as hooks of the shared training loop.
 
-``DPHooks`` plugs into ``fmkit.train.loop.train``: ``setup`` swaps the batches for Poisson-sampled
+``DPHooks`` implements ``fmkit.train.hooks.TrainHooks``: ``setup`` swaps the batches for Poisson-sampled
 ones (each training row joins a step independently with probability q = batch_size / N) and lets
 Opacus wrap model and optimizer, with the noise multiplier calibrated so that the planned epochs
-spend exactly the target ε at the given δ; ``after_step`` stops training before the budget would
-be exceeded; the accountant's history rides in checkpoints. Per-sample gradients: ghost clipping
-for full fine-tuning (no per-sample gradient is materialised), hooks for LoRA (few trainable
-parameters). The manifest gets ε, δ, the accountant, the noise multiplier, q and the steps.
+spend exactly the target ε at the given δ; ``split_batch`` cuts a Poisson batch into length-sorted
+physical chunks and ``accumulate`` clips each chunk into Opacus' running sum (a skipped step), while
+the loop itself runs every backward and the one real step (noise once, update once); ``after_step``
+stops training before the budget would be exceeded; the accountant's history rides in checkpoints.
+Per-sample gradients: ghost clipping for full fine-tuning (no per-sample gradient is materialised),
+hooks for LoRA (few trainable parameters). The manifest gets ε, δ, the accountant, the noise
+multiplier, q and the steps.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmkit.errors import BadInputError
+from fmkit.train.hooks import TrainHooks
 
 
 class DPConfig(BaseModel):
@@ -168,7 +172,7 @@ def check_budget(cfg: DPConfig, sample_rate: float, epochs: int, steps: int, del
             f"({steps} steps): {hints}. Raise --target-epsilon, train fewer epochs or use a smaller batch") from None
 
 
-class DPHooks:
+class DPHooks(TrainHooks):
     """``TrainHooks`` for DP-SGD (see the module docstring)."""
 
     def __init__(self, cfg: DPConfig, input_ids, labels, *, batch_size: int, epochs: int, pad_id: int, seed: int,
@@ -188,7 +192,6 @@ class DPHooks:
         self.engine = self.criterion = self.model = self.optimizer = None
         self._dropout_rates: list = []  # (module, p) set to 0 for training, restored by cleanup
 
-    # -- TrainHooks ---------------------------------------------------------------------------
     def setup(self, model, optimizer, batches):
         import torch
         from opacus import PrivacyEngine
@@ -214,24 +217,24 @@ class DPHooks:
         return self.model, optimizer, PoissonBatches(loader)
 
     def wrap_loss(self, loss_fn):
-        """Physical batches inside one logical (Poisson) batch, as Opacus' BatchMemoryManager does it: every
-        chunk but the last is clipped and accumulated by a skipped ("virtual") optimizer step; the loop's
-        backward and step on the last chunk add the noise once and update once."""
+        """Opacus' criterion on the logits (ghost clipping needs its own); the stage's loss is not used."""
 
-        def chunk_loss(model, chunk):
+        def dp_loss(model, chunk):
             inputs = {k: v for k, v in chunk.items() if k != "labels"}
             return self.criterion(model(**inputs).logits, chunk["labels"])
 
-        def dp_loss(model, batch):
-            chunks = physical_chunks(batch, self.cfg.physical_batch_size)
-            for chunk in chunks[:-1]:
-                chunk_loss(model, chunk).backward()
-                self.optimizer.signal_skip_step(do_skip=True)
-                self.optimizer.step()  # clip + accumulate; no noise, no update, no accountant step
-                self.optimizer.zero_grad()  # keeps the accumulated sum while the step is skipped
-            return chunk_loss(model, chunks[-1])
-
         return dp_loss
+
+    def split_batch(self, batch: dict) -> list[dict]:
+        """Physical batches inside one logical (Poisson) batch, as Opacus' BatchMemoryManager cuts them."""
+        return physical_chunks(batch, self.cfg.physical_batch_size)
+
+    def accumulate(self, optimizer) -> None:
+        """Every chunk but a step's last: clip its per-example gradients into the step's sum, as a step that Opacus
+        skips (no noise, no update, no accountant step); the loop's real step on the last chunk noises once."""
+        optimizer.signal_skip_step(do_skip=True)
+        optimizer.step()
+        optimizer.zero_grad()  # drops the chunk's per-example gradients; the clipped sum stays while skipping
 
     def after_step(self, step: int) -> bool:
         return step >= self.planned_steps  # the calibrated budget is spent exactly here

@@ -1,11 +1,15 @@
 """The training loop every fmkit method shares.
 
-Full fine-tuning, LoRA, DP-SGD, distillation and MLM pretraining differ only in the model
-they hand in, the ``loss_fn`` and the :class:`TrainHooks` that wrap model and optimizer.
+Full fine-tuning, LoRA, DP-SGD, image fine-tuning and MLM pretraining differ only in the model
+they hand in, the ``loss_fn`` and the :class:`~fmkit.train.hooks.TrainHooks` that wrap model,
+optimizer and batches. ``train`` runs its jobs in order: set up (optimizer, schedule, hooks) and
+resume, the epochs of steps (each step one or more passes, see fmkit/train/hooks.py), evaluation
+with early stopping, checkpoints, the result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -19,7 +23,10 @@ import torch
 from fmkit.errors import TrainingDivergedError
 from fmkit.train.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
 from fmkit.train.config import TrainConfig
+from fmkit.train.hooks import TrainHooks, check_hooks
 from fmkit.train.precision import autocast, resolve_precision, select_device
+
+__all__ = ["BatchSource", "TrainHooks", "TrainResult", "default_loss", "linear_schedule", "parameter_groups", "train"]
 
 
 class BatchSource(Protocol):
@@ -30,32 +37,6 @@ class BatchSource(Protocol):
     def __len__(self) -> int: ...
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]: ...
-
-
-class TrainHooks:
-    """Extension points; the default does nothing. DP-SGD wraps model/optimizer in ``setup``
-    and stops on the privacy budget in ``after_step``; its accountant state rides in the
-    checkpoint through ``state_dict``/``load_state_dict``."""
-
-    def setup(self, model, optimizer, batches):
-        return model, optimizer, batches
-
-    def wrap_loss(self, loss_fn):
-        """The loss the loop uses after ``setup`` (DP ghost clipping supplies its own criterion)."""
-        return loss_fn
-
-    def after_step(self, step: int) -> bool:
-        """Return True to stop training (e.g. a budget is spent)."""
-        return False
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def summary(self) -> dict:
-        return {}
 
 
 @dataclass
@@ -98,14 +79,42 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
     return factor
 
 
-def _examples_in(batch: dict) -> int:
-    """Rows of a batch for the samples/s figure: texts (input_ids) or images (pixel_values)."""
-    key = next((k for k in ("input_ids", "pixel_values") if k in batch), None)
-    return int(batch[key].shape[0]) if key else 0
+def _rows(batch: dict) -> int:
+    """Examples in a batch, for samples/s: every tensor of a batch (texts, images, labels) leads with its rows."""
+    return next((int(value.shape[0]) for value in batch.values() if torch.is_tensor(value) and value.dim()), 0)
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _fresh_state() -> dict:
+    """The loop's counters: what a checkpoint saves and ``--resume`` restores."""
+    return {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_step": None, "bad_evals": 0,
+            "history": [], "stopped_early": False, "hooks": {}}
+
+
+@dataclass
+class _Run:
+    """Everything one call of ``train`` works on; the functions below are its jobs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    batches: BatchSource
+    hooks: TrainHooks
+    cfg: TrainConfig
+    loss_fn: Callable
+    evaluate_fn: Callable[[torch.nn.Module], dict] | None
+    selection_metric: str
+    checkpoint_dir: Path
+    device: torch.device
+    precision: str
+    state: dict = field(default_factory=_fresh_state)
+    seen_examples: int = 0
+    train_seconds: float = 0.0
+    running_loss: float | None = None
 
 
 def train(
@@ -121,28 +130,33 @@ def train(
     hooks: TrainHooks | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the best validation weights."""
-    hooks = hooks or TrainHooks()
+    hooks = check_hooks(hooks)
     if cfg.learning_rate is None:
         raise ValueError("TrainConfig.learning_rate is unset; the calling stage must resolve its default")
+    if checkpoint_dir is None:
+        directory = tempfile.TemporaryDirectory(prefix="fmkit-train-")
+    else:
+        directory = contextlib.nullcontext(str(checkpoint_dir))
+    with directory as checkpoints:
+        run = _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, Path(checkpoints))
+        if resume:
+            _restore(run)
+        _run_epochs(run)
+        return _result(run)
+
+
+def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, checkpoint_dir) -> _Run:
+    """Device, precision, seed, optimizer and schedule; the hooks wrap model, optimizer and batches."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     model.to(device)
-
-    temporary = None
-    if checkpoint_dir is None:
-        temporary = tempfile.TemporaryDirectory(prefix="fmkit-train-")
-        checkpoint_dir = Path(temporary.name)
-    checkpoint_dir = Path(checkpoint_dir)
-
     # The fused kernel updates all parameters in one pass: ~20% faster steps on CPU for MiniLM.
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=fused)
     model, optimizer, batches = hooks.setup(model, optimizer, batches)
-    wrap_loss = getattr(hooks, "wrap_loss", None)  # optional: hooks written before it existed still work
-    loss_fn = wrap_loss(loss_fn) if wrap_loss else loss_fn
     steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -151,125 +165,159 @@ def train(
         optimizer, linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps)
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    return _Run(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, batches=batches, hooks=hooks,
+                cfg=cfg, loss_fn=hooks.wrap_loss(loss_fn), evaluate_fn=evaluate_fn, selection_metric=selection_metric,
+                checkpoint_dir=checkpoint_dir, device=device, precision=precision)
 
-    state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_step": None, "bad_evals": 0,
-             "history": [], "stopped_early": False, "hooks": {}}
-    if resume:
-        restored = load_checkpoint(checkpoint_dir, model, optimizer, scheduler)
-        if restored is not None:
-            state = restored
-            hooks.load_state_dict(state.get("hooks", {}))
-        else:
-            warnings.warn(f"--resume: no checkpoint in {checkpoint_dir}; training starts from the beginning",
-                          stacklevel=2)
 
-    def snapshot():
-        state["hooks"] = hooks.state_dict()
-        save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state)
+def _restore(run: _Run) -> None:
+    """``--resume``: weights, optimizer, schedule, RNG, counters and the hooks' state from the last checkpoint."""
+    restored = load_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler)
+    if restored is None:
+        warnings.warn(f"--resume: no checkpoint in {run.checkpoint_dir}; training starts from the beginning",
+                      stacklevel=3)  # the caller of train
+        return
+    run.state = restored
+    run.hooks.load_state_dict(restored.get("hooks", {}))
 
-    def run_evaluation(epoch_float: float) -> bool:
-        """Evaluate, remember the best weights; True when patience is exhausted."""
-        if evaluate_fn is None:
-            return False
-        metrics = evaluate_fn(model)
-        model.train()
-        score = metrics[selection_metric]
-        improved = state["best"] is None or score > state["best"]
-        state["history"].append({"epoch": round(epoch_float, 3), "step": state["step"], **metrics})
-        if improved:
-            state["best"], state["best_step"], state["bad_evals"] = score, state["step"], 0
-            save_best(checkpoint_dir, model)
-        else:
-            state["bad_evals"] += 1
-        patience = cfg.early_stopping_patience
-        return patience is not None and state["bad_evals"] >= patience
 
+def _snapshot(run: _Run) -> None:
+    run.state["hooks"] = run.hooks.state_dict()
+    save_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler, run.state)
+
+
+def _run_epochs(run: _Run) -> None:
     from tqdm.auto import tqdm
 
+    cfg, state, batches = run.cfg, run.state, run.batches
     progress = tqdm(total=cfg.epochs * len(batches), initial=state["epoch"] * len(batches) + state["batch"],
                     disable=not cfg.progress, unit="batch", dynamic_ncols=True, leave=False)
-    seen_examples, train_seconds, running_loss = 0, 0.0, None
-    model.train()
+    run.model.train()
     done = state["stopped_early"] or (cfg.max_steps is not None and state["step"] >= cfg.max_steps)
     try:
         while not done and state["epoch"] < cfg.epochs:
-            epoch = state["epoch"]
-            started = time.perf_counter()
-            accumulated = 0
-            for batch in batches.batches(epoch, start=state["batch"]):
-                batch = _to_device(batch, device)
-                with autocast(precision, device):
-                    loss = loss_fn(model, batch)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingDivergedError(
-                        f"loss became {loss_value} at epoch {epoch + 1}, optimizer step {state['step']}; "
-                        f"the last good checkpoint is kept in {checkpoint_dir}. Lower the learning rate "
-                        f"(now {cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
-                    )
-                scaled = loss / cfg.gradient_accumulation_steps
-                (scaler.scale(scaled) if scaler else scaled).backward()
-                state["batch"] += 1
-                accumulated += 1
-                seen_examples += _examples_in(batch)
-                running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
-                if accumulated == cfg.gradient_accumulation_steps or state["batch"] == len(batches):
-                    accumulated = 0
-                    if scaler:
-                        scaler.unscale_(optimizer)
-                    if cfg.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(
-                            [p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm
-                        )
-                    if scaler:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    state["step"] += 1
-                    stop = hooks.after_step(state["step"])
-                    if cfg.eval_every_steps and state["step"] % cfg.eval_every_steps == 0:
-                        stop |= run_evaluation(epoch + state["batch"] / len(batches))
-                    if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
-                        stop = True
-                    if stop:
-                        state["stopped_early"] = True
-                        done = True
-                        break
-                    if state["step"] % cfg.checkpoint_every_steps == 0:
-                        snapshot()
-                elapsed = train_seconds + time.perf_counter() - started
-                progress.update(1)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{running_loss:.4f}",
-                                     samples_s=f"{seen_examples / max(elapsed, 1e-9):.1f}", refresh=False)
-            train_seconds += time.perf_counter() - started
-            already_evaluated = state["history"] and state["history"][-1]["step"] == state["step"]
-            if not already_evaluated and run_evaluation(epoch + state["batch"] / len(batches)):
-                state["stopped_early"] = True
-                done = True
-            if state["batch"] == len(batches):
-                state["epoch"], state["batch"] = epoch + 1, 0
-            snapshot()
+            done = _run_epoch(run, progress)
     finally:
         progress.close()
 
-    if evaluate_fn is not None:
-        load_best(checkpoint_dir, model)
-    result = TrainResult(
+
+def _run_epoch(run: _Run, progress) -> bool:
+    """The rest of the current epoch, evaluated and checkpointed at its end; True when training is over."""
+    cfg, state, batches = run.cfg, run.state, run.batches
+    epoch, started, accumulated, done = state["epoch"], time.perf_counter(), 0, False
+    for batch in batches.batches(epoch, start=state["batch"]):
+        accumulated += 1
+        ends_step = accumulated == cfg.gradient_accumulation_steps or state["batch"] + 1 == len(batches)
+        _passes(run, _to_device(batch, run.device), ends_step)
+        state["batch"] += 1
+        if ends_step:
+            accumulated = 0
+            _optimizer_step(run)
+            if _after_step(run, epoch):
+                state["stopped_early"] = done = True
+                break
+        elapsed = run.train_seconds + time.perf_counter() - started
+        progress.update(1)
+        progress.set_postfix(epoch=epoch + 1, loss=f"{run.running_loss:.4f}",
+                             samples_s=f"{run.seen_examples / max(elapsed, 1e-9):.1f}", refresh=False)
+    run.train_seconds += time.perf_counter() - started
+    already_evaluated = state["history"] and state["history"][-1]["step"] == state["step"]
+    if not already_evaluated and _evaluate(run, epoch + state["batch"] / len(batches)):
+        state["stopped_early"] = done = True
+    if state["batch"] == len(batches):
+        state["epoch"], state["batch"] = epoch + 1, 0
+    _snapshot(run)
+    return done
+
+
+def _passes(run: _Run, batch: dict, ends_step: bool) -> None:
+    """Forward and backward of one batch, in the parts the hooks split it into; gradients accumulate."""
+    parts = run.hooks.split_batch(batch)
+    total_loss = 0.0
+    for index, part in enumerate(parts):
+        with autocast(run.precision, run.device):
+            loss = run.loss_fn(run.model, part)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(
+                f"loss became {loss_value} at epoch {run.state['epoch'] + 1}, optimizer step {run.state['step']}; "
+                f"the last good checkpoint is kept in {run.checkpoint_dir}. Lower the learning rate "
+                f"(now {run.cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
+            )
+        scaled = loss / run.cfg.gradient_accumulation_steps
+        (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+        if not (ends_step and index == len(parts) - 1):
+            run.hooks.accumulate(run.optimizer)
+        total_loss += loss_value * _rows(part)
+    rows = _rows(batch)
+    run.seen_examples += rows
+    batch_loss = total_loss / rows if rows else loss_value
+    run.running_loss = batch_loss if run.running_loss is None else 0.9 * run.running_loss + 0.1 * batch_loss
+
+
+def _optimizer_step(run: _Run) -> None:
+    """Unscale (fp16), clip the global norm, step, schedule, clear the gradients."""
+    optimizer, scaler, cfg = run.optimizer, run.scaler, run.cfg
+    if scaler:
+        scaler.unscale_(optimizer)
+    if cfg.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], cfg.max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    run.scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    run.state["step"] += 1
+
+
+def _after_step(run: _Run, epoch: int) -> bool:
+    """The hooks' verdict, a scheduled evaluation, max_steps and a periodic checkpoint; True stops training."""
+    cfg, state = run.cfg, run.state
+    stop = run.hooks.after_step(state["step"])
+    if cfg.eval_every_steps and state["step"] % cfg.eval_every_steps == 0:
+        stop |= _evaluate(run, epoch + state["batch"] / len(run.batches))
+    if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+        stop = True
+    if not stop and state["step"] % cfg.checkpoint_every_steps == 0:
+        _snapshot(run)
+    return stop
+
+
+def _evaluate(run: _Run, epoch_float: float) -> bool:
+    """Evaluate, remember the best weights; True when early stopping's patience is exhausted."""
+    if run.evaluate_fn is None:
+        return False
+    state = run.state
+    metrics = run.evaluate_fn(run.model)
+    run.model.train()
+    score = metrics[run.selection_metric]
+    state["history"].append({"epoch": round(epoch_float, 3), "step": state["step"], **metrics})
+    if state["best"] is None or score > state["best"]:
+        state["best"], state["best_step"], state["bad_evals"] = score, state["step"], 0
+        save_best(run.checkpoint_dir, run.model)
+    else:
+        state["bad_evals"] += 1
+    patience = run.cfg.early_stopping_patience
+    return patience is not None and state["bad_evals"] >= patience
+
+
+def _result(run: _Run) -> TrainResult:
+    """The best validation weights back in the model, and the run's figures."""
+    state = run.state
+    if run.evaluate_fn is not None:
+        load_best(run.checkpoint_dir, run.model)
+    return TrainResult(
         steps=state["step"],
-        epochs_completed=round(state["epoch"] + state["batch"] / max(1, len(batches)), 3),
+        epochs_completed=round(state["epoch"] + state["batch"] / max(1, len(run.batches)), 3),
         best_metric=state["best"],
         best_step=state["best_step"],
         stopped_early=state["stopped_early"],
-        precision=precision,
-        device=str(device),
-        train_seconds=round(train_seconds, 2),
-        samples_per_second=round(seen_examples / train_seconds, 2) if train_seconds else 0.0,
+        precision=run.precision,
+        device=str(run.device),
+        train_seconds=round(run.train_seconds, 2),
+        samples_per_second=round(run.seen_examples / run.train_seconds, 2) if run.train_seconds else 0.0,
         history=state["history"],
-        hooks=hooks.summary(),
+        hooks=run.hooks.summary(),
     )
-    if temporary is not None:
-        temporary.cleanup()
-    return result
