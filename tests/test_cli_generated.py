@@ -221,6 +221,15 @@ def test_run_help_names_every_registered_stage():
 
 
 @pytest.mark.parametrize("command", GENERATED)
+def test_every_flag_says_what_it_does(command):
+    """A field without a description would get a flag whose help is only its default: describe the field."""
+    actions = {flag: action for flag, action in flags_of(command).items()}
+    bare = [option.flag for option in options_of(command).values()
+            if not re.sub(r"\(default: [^)]*\)|^[\w, -]+: ", "", actions[option.flag].help).strip()]
+    assert not bare
+
+
+@pytest.mark.parametrize("command", GENERATED)
 def test_help_prints_percent_signs_once(command):
     assert "%%" not in help_of(command)
 

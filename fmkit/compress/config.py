@@ -35,7 +35,7 @@ class CompressConfig(BaseModel):
     data: str | None = Field(
         None, description="the parent's training data (file or built-in name) when its recorded path moved; "
         "default: the source recorded in the parent's manifest")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the training rows drawn for calibration and validation samples")
 
     @field_validator("method", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ class QuantizeStaticOptions(BaseModel):
     per_channel: bool = Field(True, description="one weight scale per output channel")
     fallback: bool = Field(True, description="put the most sensitive blocks back into float until the budget holds")
     validation_samples: int = Field(400, ge=50, description="validation texts used by the fallback's accuracy check")
-    opset: int = Field(17, ge=13)
+    opset: int = Field(17, ge=13, description="ONNX opset of the exported graph")
 
 
 def node_groups(model_path: Path, hooks) -> dict[str, list[str]]:
