@@ -138,6 +138,10 @@ def test_configs_load_no_torch(module):
     assert loaded_after(f"import {module}") == []
 
 
+def test_the_training_config_and_hooks_protocol_load_no_torch():
+    assert loaded_after("from fmkit.train import TrainConfig, TrainHooks") == []
+
+
 def test_listing_the_recipe_stages_loads_no_torch():
     code = ("import contextlib, io\nfrom fmkit.cli.main import main\nout = io.StringIO()\n"
             "with contextlib.redirect_stdout(out):\n    assert main(['run', '--list-stages']) == 0\n"

@@ -1,6 +1,7 @@
-"""The training package: one loop (``loop.train``) for every method, its config, checkpoints, precision.
+"""The training package: one loop (``loop.train``) for every method, the ``TrainHooks`` protocol that
+methods change it through (hooks.py), its config, checkpoints and precision.
 
-The names below load on first use: ``fmkit.train.config`` and ``fmkit.train.precision`` are read by
+The names below load on first use: ``fmkit.train.config``, ``hooks`` and ``precision`` are read by
 configs, compression and serving, which must not pull the loop (and torch) in with them.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_LAZY = {"TrainConfig": "fmkit.train.config", "TrainHooks": "fmkit.train.loop", "TrainResult": "fmkit.train.loop",
+_LAZY = {"TrainConfig": "fmkit.train.config", "TrainHooks": "fmkit.train.hooks", "TrainResult": "fmkit.train.loop",
          "train": "fmkit.train.loop"}
 
 __all__ = list(_LAZY)
