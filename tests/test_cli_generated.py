@@ -250,8 +250,16 @@ def test_a_method_option_given_to_another_method_is_bad_input():
     from fmkit.errors import BadInputError
 
     args = build_parser().parse_args(["compress", "b", "--method", "distill", "--sparsity", "0.5", "--out", "x"])
-    with pytest.raises(BadInputError, match="--sparsity applies to prune-magnitude, not to --method distill"):
+    with pytest.raises(BadInputError, match="--sparsity applies to --method prune-magnitude, not to --method distill"):
         build_config(args)
+    from fmkit.cli.commands import finetune
+
+    from fmkit.finetune.config import FinetuneConfig
+
+    assert finetune.DEFAULT_METHOD == FinetuneConfig.model_fields["method"].default
+    args = build_parser().parse_args(["finetune", "--data", "d.csv", "--lora-r", "4", "--out", "x"])
+    with pytest.raises(BadInputError, match="--lora-r applies to --method lora, not to --method full"):
+        finetune.build_config(args)
 
 
 # --- today's flags keep working ----------------------------------------------------------------------------------

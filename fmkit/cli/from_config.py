@@ -128,6 +128,16 @@ def apply_options(settings: dict, args: argparse.Namespace, options: dict[str, O
     return given
 
 
+def refuse_other_methods(given: list[Option], method: str, registry) -> None:
+    """A method's option given with another registered method is bad input naming the methods that have it."""
+    from fmkit.errors import BadInputError
+
+    for option in given:
+        if option.key.startswith("method.") and option.owners and method in registry and method not in option.owners:
+            raise BadInputError(f"{option.flag} applies to --method {' or '.join(option.owners)}, not to --method "
+                                f"{method}; drop it or pick one of those methods")
+
+
 def _fields(section: Section, declared: set[str], parent: str):
     """The flag-able fields of a section; nested models that are not sections of their own are walked into."""
     for name, info in section.model.model_fields.items():

@@ -53,16 +53,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args):
-    from fmkit.cli.from_config import apply_options
+    from fmkit.cli.from_config import apply_options, refuse_other_methods
     from fmkit.compress import CompressConfig
     from fmkit.compress.methods import COMPRESS_METHODS
-    from fmkit.errors import BadInputError
 
     settings: dict = {"method": {"name": args.method}}
-    for option in apply_options(settings, args, args.config_options):
-        if option.owners and args.method in COMPRESS_METHODS and args.method not in option.owners:
-            raise BadInputError(f"{option.flag} applies to {', '.join(option.owners)}, not to --method {args.method}; "
-                                "drop it or pick one of those methods")
+    refuse_other_methods(apply_options(settings, args, args.config_options), args.method, COMPRESS_METHODS)
     return CompressConfig.model_validate(settings)
 
 

@@ -20,6 +20,7 @@ NAMES = {
     "privacy.dropout": "--dp-dropout",
 }
 ARGUMENTS = {"data.source": {"metavar": "PATH|NAME"}}
+DEFAULT_METHOD = "full"  # FinetuneConfig.method's default
 TITLES = {"data": "data", "train": "training", "privacy": "differential privacy (DP-SGD, Opacus; with --privacy dp)"}
 
 EPILOG = """\
@@ -62,7 +63,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "every task has names the tasks that have it.")
     parser.add_argument("--task", choices=tasks, help="what the bundle does (default: from --model and --data)")
     parser.add_argument("--method", metavar="{" + ",".join(FINETUNE_METHODS) + "}",
-                        help=f"fine-tuning method: {', '.join(FINETUNE_METHODS)} (default: full)")
+                        help=f"fine-tuning method: {', '.join(FINETUNE_METHODS)} (default: {DEFAULT_METHOD})")
     default_task = task_of_settings({})
     sections = []
     for name in sorted(tasks, key=lambda task: task != default_task):  # the default task's help comes first
@@ -75,8 +76,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args):
-    from fmkit.cli.from_config import apply_options
+    from fmkit.cli.from_config import apply_options, refuse_other_methods
     from fmkit.errors import BadInputError
+    from fmkit.finetune.methods import FINETUNE_METHODS
     from fmkit.tasks import TASKS, finetune_config, task_of_settings
 
     settings = read_config_file(args.config)
@@ -88,6 +90,7 @@ def build_config(args):
     if args.task is not None:
         settings["task"] = args.task
     given = apply_options(settings, args, args.config_options)
+    refuse_other_methods(given, settings.get("method", {}).get("name", DEFAULT_METHOD), FINETUNE_METHODS)
     dp_flags = [option.flag for option in given if option.key.startswith("privacy.")]
     if args.privacy == "dp":
         settings.setdefault("privacy", {})
