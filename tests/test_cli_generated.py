@@ -427,3 +427,14 @@ def test_old_command_lines_resolve_to_the_same_config(line, settings, tmp_path):
     else:
         expected = type(resolved).model_validate(settings)
     assert resolved.model_dump() == expected.model_dump()
+
+
+def test_flags_fill_sections_a_config_file_left_null(tmp_path):
+    from fmkit.cli.commands.finetune import build_config
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("data:\n  source: file.csv\nprivacy: null\ntrain: null\n")
+    args = build_parser().parse_args(["finetune", "--config", str(config), "--privacy", "dp", "--epochs", "2",
+                                      "--out", "x"])
+    cfg = build_config(args)
+    assert cfg.privacy is not None and cfg.train.epochs == 2

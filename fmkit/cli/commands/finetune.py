@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from fmkit.cli.common import TRAIN_NAMES, add_json_flag, add_run_control, format_metrics_table, print_json, read_config_file
+from fmkit.cli.common import (TRAIN_NAMES, add_json_flag, add_run_control, format_metrics_table, print_json,
+                              read_config_file, set_nested)
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {
@@ -86,14 +87,15 @@ def build_config(args):
         settings["method"] = {"name": settings["method"]}
     privacy_in_file = bool(settings.get("privacy"))
     if args.method is not None:
-        settings.setdefault("method", {})["name"] = args.method
+        set_nested(settings, "method.name", args.method)
     if args.task is not None:
         settings["task"] = args.task
     given = apply_options(settings, args, args.config_options)
-    refuse_other_methods(given, settings.get("method", {}).get("name", DEFAULT_METHOD), FINETUNE_METHODS)
+    refuse_other_methods(given, (settings.get("method") or {}).get("name", DEFAULT_METHOD), FINETUNE_METHODS)
     dp_flags = [option.flag for option in given if option.key.startswith("privacy.")]
     if args.privacy == "dp":
-        settings.setdefault("privacy", {})
+        if not isinstance(settings.get("privacy"), dict):
+            settings["privacy"] = {}  # DP with its defaults (a file's `privacy: null` too)
     elif dp_flags and not privacy_in_file:
         raise BadInputError(f"{', '.join(dp_flags)} only apply to DP training; add --privacy dp")
     if "data" not in settings:
