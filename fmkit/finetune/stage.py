@@ -82,11 +82,8 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
 
     train_cfg, dp_hooks = cfg.train, None
     if getattr(cfg, "privacy", None) is not None:
-        if hooks is not None:
-            raise BadInputError("DP fine-tuning brings its own training hooks; do not pass others")
-        hooks = dp_hooks = task.dp_hooks(setup, cfg, setup.inputs["train"], label_ids["train"])
-        # per-example clipping replaces global clipping; fp32 (see check_method)
-        train_cfg = cfg.train.model_copy(update={"max_grad_norm": None, "precision": "fp32"})
+        train_cfg, hooks = private_training(task, setup, cfg, label_ids["train"], hooks)
+        dp_hooks = hooks
     has_validation = bool(label_ids["validation"])
     if not has_validation:
         warnings.warn("no validation split: early stopping is off and the last epoch is kept", stacklevel=2)
@@ -100,16 +97,8 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
         dp_hooks.cleanup()
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
 
-    manifest = Manifest(
-        task=task.name, labels=data.label_names, base_model=setup.base, **setup.manifest_fields,
-        lineage=setup.parent_lineage + [LineageEntry(
-            stage="finetune", config=cfg.model_dump(mode="json"), parent_digest=setup.base.get("digest"),
-            parent=setup.parent, data_fingerprint=data.fingerprint)],
-        metrics=metrics, data=data.summary(),
-        training={**result.as_dict(), "method": cfg.method_name, **setup.facts,
-                  "wall_seconds": round(time.time() - started, 1)},
-        privacy={"dp": result.hooks} if dp_hooks is not None else {},
-    )
+    manifest = finetune_manifest(task, setup, cfg, data, metrics, result, time.time() - started,
+                                 private=dp_hooks is not None)
 
     def write_files(directory: Path) -> None:
         manifest.training.update(task.save(setup, model, cfg, directory))
@@ -131,3 +120,24 @@ def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: d
     for name, split_metrics in metrics.items():
         plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
                               f"{title}: {name}")
+
+
+def private_training(task, setup, cfg, train_label_ids, hooks):
+    """(TrainConfig, hooks) of a DP-SGD run: the task's DP hooks, per-example clipping instead of global, fp32."""
+    if hooks is not None:
+        raise BadInputError("DP fine-tuning brings its own training hooks; do not pass others")
+    hooks = task.dp_hooks(setup, cfg, setup.inputs["train"], train_label_ids)
+    return cfg.train.model_copy(update={"max_grad_norm": None, "precision": "fp32"}), hooks
+
+
+def finetune_manifest(task, setup, cfg, data, metrics: dict, result, seconds: float, *, private: bool) -> Manifest:
+    """The new bundle's manifest: the parent's lineage plus this fine-tune, its metrics, data and training facts."""
+    return Manifest(
+        task=task.name, labels=data.label_names, base_model=setup.base, **setup.manifest_fields,
+        lineage=setup.parent_lineage + [LineageEntry(
+            stage="finetune", config=cfg.model_dump(mode="json"), parent_digest=setup.base.get("digest"),
+            parent=setup.parent, data_fingerprint=data.fingerprint)],
+        metrics=metrics, data=data.summary(),
+        training={**result.as_dict(), "method": cfg.method_name, **setup.facts, "wall_seconds": round(seconds, 1)},
+        privacy={"dp": result.hooks} if private else {},
+    )
