@@ -164,7 +164,7 @@ def test_measure_and_compare(parent, tmp_path):
 
 def test_structured_pruning_nothing_changes_nothing(parent):
     from fmkit.compress.methods.prune_structured import importance_scores, prune_structured_
-    from fmkit.runtime.torch_runtime import load_hf_classifier
+    from fmkit.runtime.text import load_hf_classifier
 
     tokenizer, model = load_hf_classifier(parent)
     batch = tokenizer(["the film was great", "a dull plot and bland cast"], padding=True, return_tensors="pt")
@@ -180,7 +180,7 @@ def test_structured_pruning_nothing_changes_nothing(parent):
 
 def test_structured_pruning_shrinks_shapes_and_keeps_outputs_of_kept_units(parent):
     from fmkit.compress.methods.prune_structured import importance_scores, prune_structured_
-    from fmkit.runtime.torch_runtime import load_hf_classifier
+    from fmkit.runtime.text import load_hf_classifier
 
     tokenizer, model = load_hf_classifier(parent)
     batch = {**tokenizer(["the film was great", "a dull plot"], padding=True, return_tensors="pt"),

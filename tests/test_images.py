@@ -419,22 +419,19 @@ def test_evaluate_and_predict_through_the_cli(image_bundle, tmp_path, capsys):
     assert predicted == [CORNERS[i] for i in labels]
 
 
-def test_runtime_takes_arrays_and_refuses_the_other_task(image_bundle, tmp_path):
+def test_runtime_takes_arrays_on_the_shared_backends(image_bundle):
     import fmkit
-    from fmkit.bundle import Manifest, write_bundle
-
-    text_bundle = tmp_path / "text"
-    write_bundle(text_bundle, Manifest(task="text-classification", labels=["neg", "pos"], base_model={}), lambda d: None)
 
     model = fmkit.load(image_bundle)
     images, labels = corner_images(8, size=16)
     from_batch = [p.label for p in model.predict(images)]
     assert from_batch == [CORNERS[i] for i in labels]
     assert [p.label for p in model.predict(list(images[:, 0]))] == from_batch[:8]  # single (H, W) images
-    with pytest.raises(BadInputError, match="is an image-classification bundle; the torch runtime runs text"):
-        fmkit.load(image_bundle, backend="torch")
-    with pytest.raises(BadInputError, match="is a text-classification bundle; the torch-image runtime runs image"):
-        fmkit.load(text_bundle, backend="torch-image")
+    named = fmkit.load(image_bundle, backend="torch")  # one torch backend: the task comes from the manifest
+    assert named.backend == "torch" and named.adapter.capabilities.serves == "images"
+    assert [p.label for p in named.predict(images)] == from_batch
+    with pytest.raises(BadInputError, match="unknown runtime backend 'torch-image'; use one of torch, onnx"):
+        fmkit.load(image_bundle, backend="torch-image")
 
 
 @pytest.mark.slow
@@ -451,9 +448,18 @@ def test_quantized_variants_are_evaluated_and_predict(image_bundle, tmp_path, me
     assert manifest["compression"]["accuracy_drop_points"] <= 2
     assert (out / "model.onnx").is_file() and (out / "image_config.json").is_file()
     model = fmkit.load(out)
-    assert type(model).__name__ == "OnnxImageRuntime"
+    assert model.backend == "onnx" and model.adapter.capabilities.serves == "images"
     images, labels = corner_images(8, size=16, seed=5)
     assert [p.label for p in model.predict(images)] == [CORNERS[i] for i in labels]
+
+
+def test_explaining_or_auditing_an_image_bundle_is_refused_by_its_task(image_bundle, capsys):
+    """The image adapter has no explanations and no text audits: `fmkit explain` and `fmkit audit` say so."""
+    assert cli(["explain", str(image_bundle), "a picture"]) == 2
+    assert ("is a image-classification bundle: its task has no explanations (integrated gradients attribute the "
+            "words of a text)") in capsys.readouterr().err
+    assert cli(["audit", "explanations", str(image_bundle)]) == 2
+    assert "the explanations check needs text-input" in capsys.readouterr().err
 
 
 def test_text_only_compression_refuses_image_bundles(image_bundle, tmp_path, capsys):

@@ -84,6 +84,19 @@ def test_image_model_takes_base64_images_and_never_opens_a_path(tiny_bundle, tin
     assert listed == {"reviews": "texts", "corners": "images"}
 
 
+def test_explaining_an_image_model_is_a_422_naming_its_task(tiny_bundle, tiny_image_bundle, tmp_path, key):
+    async def body(client):
+        return await client.post("/v1/models/corners:explain", headers=auth(key), json={"texts": ["a picture"]})
+
+    response = run(serve_both(tiny_bundle, tiny_image_bundle, tmp_path), body)
+    error = response.json()["error"]
+    assert response.status_code == 422 and error["code"] == "not_explainable"
+    assert error["message"] == ("model 'corners' is a image-classification model: its task has no explanations "
+                                "(integrated gradients attribute the words of a text); use :predict")
+    listed = run(serve_both(tiny_bundle, tiny_image_bundle, tmp_path), lambda c: c.get("/v1/models", headers=auth(key)))
+    assert {m["name"]: m["explainable"] for m in listed.json()} == {"reviews": True, "corners": False}
+
+
 def test_image_size_and_pixel_limits_are_checked_before_decoding(tiny_bundle, tiny_image_bundle, tmp_path, key):
     wide = encoded(np.zeros((10, 2000), np.uint8))  # a small file (zeros compress) that decodes to 20,000 pixels
 

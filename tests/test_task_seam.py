@@ -29,10 +29,7 @@ BRANCHES = {
     "a guess at the input kind": re.compile(r"""["']input_ids["'],\s*["']pixel_values["']"""),
 }
 NOT_YET = {  # file -> who on issue 14 is moving its branches behind the adapter
-    "runtime/base.py": "T2", "runtime/image_runtime.py": "T2", "serve/inputs.py": "T2",
-    "cli/commands/predict.py": "T2", "compress/stage.py": "T2", "compress/methods/base.py": "T2",
-    "compress/methods/quantize_dynamic.py": "T2", "compress/methods/quantize_static.py": "T2",
-    "compress/methods/export_onnx.py": "T2", "cli/commands/finetune.py": "C",
+    "cli/commands/finetune.py": "C",
 }
 
 
@@ -172,32 +169,45 @@ def save(setup, model, cfg, directory) -> dict:
     return {"parameters": sum(p.numel() for p in model.parameters())}
 
 
-class PointRuntime:
-    """A runtime for point bundles, registered as RUNTIMES["torch-points"] (backend + the task's suffix)."""
+class PointInputs:
+    """The point task's runtime input preparation: both backends (torch, onnx) run it, no runtime of its own."""
 
-    def __init__(self, path, *, device="auto", verify=True):
-        import torch
-        from safetensors.torch import load_model
+    batch_size = 32
 
-        from fmkit.bundle import open_bundle
+    def __init__(self, path, manifest):
+        self.labels = len(manifest.labels)
 
-        self.manifest = open_bundle(path, verify=verify)
-        self.model = torch.nn.Linear(2, len(self.manifest.labels))
-        load_model(self.model, str(Path(path) / "model.safetensors"))
+    def encode(self, points, warn=True):
+        import numpy as np
 
-    def iter_logits(self, points, batch_size):
+        return np.asarray(points, dtype=np.float32).reshape(-1, 2)
+
+    def count(self, points) -> int:
+        return len(points)
+
+    def batches(self, points, batch_size):
         import numpy as np
 
         for start in range(0, len(points), batch_size):
-            chunk = points[start:start + batch_size]
-            yield np.arange(start, start + len(chunk)), logits_of(self.model, chunk)
+            yield np.arange(start, min(start + batch_size, len(points))), {"features": points[start:start + batch_size]}
+
+    def load_torch_model(self, path):
+        import torch
+        from safetensors.torch import load_model
+
+        model = torch.nn.Linear(2, self.labels)
+        load_model(model, str(Path(path) / "model.safetensors"))
+        return model
+
+    @staticmethod
+    def torch_logits(model, tensors):
+        return model(tensors["features"])
 
 
 @pytest.fixture
 def point_task(monkeypatch):
     import torch.nn.functional as F
 
-    from fmkit.runtime import RUNTIMES
     from fmkit.tasks import TASKS, Capabilities, TaskAdapter
 
     adapter = TaskAdapter(
@@ -210,9 +220,8 @@ def point_task(monkeypatch):
         split_metrics=point_metrics, save=save,
         data_config=lambda stored, cfg: PointsConfig.model_validate({**stored["config"], **(
             {"source": cfg.data} if cfg.data else {})}),
-        evaluation_inputs=lambda runtime, data, rows: (data.points[rows], {}), runtime_suffix="-points")
+        evaluation_inputs=lambda runtime, data, rows: (data.points[rows], {}), runtime_inputs=f"{__name__}:PointInputs")
     monkeypatch.setitem(TASKS._items, TASK, adapter)  # registered for this test only
-    monkeypatch.setitem(RUNTIMES._items, "torch-points", PointRuntime)
     return adapter
 
 
@@ -245,7 +254,9 @@ def test_a_task_registered_in_one_place_is_fine_tuned_evaluated_and_run(point_ta
 
     metrics = evaluate_bundle(bundle, EvaluateConfig(device="cpu"), record=False)
     assert metrics["accuracy"] == manifest.metrics["test"]["accuracy"] and metrics["count"] == 20
-    assert isinstance(load_runtime(bundle), PointRuntime)
+    runtime = load_runtime(bundle)  # the shared torch backend, fed by the task's PointInputs
+    assert runtime.backend == "torch" and isinstance(runtime.inputs, PointInputs)
+    assert [p.label for p in runtime.predict([[3.0, 0.0], [-3.0, 0.5]])] == ["right", "left"]
 
 
 def test_a_finetune_method_the_task_lacks_is_refused(point_task, tmp_path, monkeypatch):

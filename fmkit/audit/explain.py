@@ -52,8 +52,13 @@ class Explainer:
     def __init__(self, bundle, *, device: str = "auto", n_steps: int = 50, internal_batch_size: int = 64,
                  batch_size: int = 8):
         from fmkit.bundle import read_manifest
+        from fmkit.tasks import task_of_bundle
 
         manifest = read_manifest(bundle)
+        if not task_of_bundle(bundle, manifest.task).capabilities.explanations:  # its adapter says; masked-LM refused
+            raise BadInputError(
+                f"{bundle} is a {manifest.task} bundle: its task has no explanations (integrated gradients attribute "
+                "the words of a text). Predict with it (`fmkit predict`), or explain a text-classification bundle")
         if manifest.runtime != "torch":
             parent = next((e.parent for e in reversed(manifest.lineage) if e.parent), None)
             raise BadInputError(

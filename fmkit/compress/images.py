@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fmkit.compress.tasks import CompressHooks, check_fingerprint
-
-INPUT_NAME = "pixel_values"
+from fmkit.runtime.images import INPUT_NAME  # the graph input the image runtimes feed
 
 
 def _data(context):
@@ -87,7 +86,7 @@ def _export(context, directory: Path, opset: int) -> Path:
     import torch
 
     from fmkit.errors import CheckFailedError
-    from fmkit.runtime.image_runtime import load_image_model
+    from fmkit.runtime.images import load_image_model
 
     model = load_image_model(context.parent)
     images = _samples(context, "train", 32)

@@ -19,15 +19,17 @@ from pathlib import Path
 from fmkit.bundle import LineageEntry, Manifest, open_bundle, read_manifest, update_manifest, write_bundle
 from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
-from fmkit.compress.tasks import compress_hooks
+from fmkit.compress.tasks import compress_hooks, tasks_with
 from fmkit.errors import BadInputError, CheckFailedError
 
 
 def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None:
-    if parent.task not in method.tasks:
-        able = [name for name in COMPRESS_METHODS if parent.task in COMPRESS_METHODS.get(name).tasks]
-        raise BadInputError(f"{path} is an {parent.task} bundle; {method_name} compresses {', '.join(method.tasks)} "
-                            f"bundles. For {parent.task}: {', '.join(able) or 'no method yet'}")
+    if not compress_hooks(parent).has(method.needs):
+        hooks = compress_hooks(parent)
+        able = [name for name in COMPRESS_METHODS if hooks.has(COMPRESS_METHODS.get(name).needs)]
+        raise BadInputError(f"{path} is an {parent.task} bundle; {method_name} compresses "
+                            f"{', '.join(tasks_with(method.needs))} bundles. For {parent.task}: "
+                            f"{', '.join(able) or 'no method yet'}")
     parent_method = parent.compression.get("method")
     if parent_method in COMPRESS_METHODS and COMPRESS_METHODS.get(parent_method).quantizes:
         raise BadInputError(

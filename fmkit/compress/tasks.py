@@ -1,7 +1,10 @@
-"""What compression needs from a task: its data, its ONNX graph, its calibration inputs, its test.
+"""What compression needs from a task: its data, its test, and the hooks methods need (its ONNX
+graph, calibration inputs, a transformers model to edit).
 
-``quantize-dynamic`` and ``quantize-static`` are written once against :class:`CompressHooks`;
-each task (``fmkit.tasks.TASKS``) names its hooks: text here, images in fmkit/compress/images.py.
+Methods are written once against :class:`CompressHooks`. A method declares the hooks it needs
+(``CompressMethod.needs``); a task's adapter (``fmkit.tasks``, its ``compress``) names the hooks
+it has: text here, images in fmkit/compress/images.py. A method applies to a task when the task
+has every hook it needs, so a new task or method never edits a list of the other.
 """
 
 from __future__ import annotations
@@ -16,21 +19,36 @@ _LAYER = re.compile(r"layer\.(\d+)/")
 
 @dataclass(frozen=True)
 class CompressHooks:
+    # Every task that can be compressed has these: the stage tests and measures each variant with them.
     load_data: Callable  # (context) -> the parent's training data, fingerprint-checked
     test_inputs: Callable  # (context) -> (inputs, labels) of the parent's own test split
     evaluate_variant: Callable  # (bundle path, inputs, labels, label names) -> metrics
     measure: Callable  # (bundle path, inputs, MeasureConfig) -> figures for manifest.benchmarks
-    export_fp32: Callable  # (context, directory, opset) -> fp32 ONNX path, parity-checked
-    calibration_feeds: Callable  # (context, samples) -> [ONNX Runtime feed dicts] from the training split
-    validation_feeds: Callable  # (context, samples) -> ([feeds], label ids) from the validation split
-    static_op_types: tuple[str, ...]  # what static INT8 quantizes
-    group_of: Callable[[str], str]  # ONNX node name -> the block it belongs to (accuracy fallback unit)
+    # What methods need (CompressMethod.needs); a task without one has None, and the methods needing it
+    # do not apply to that task.
+    export_fp32: Callable | None = None  # (context, directory, opset) -> fp32 ONNX path, parity-checked
+    calibration_feeds: Callable | None = None  # (context, samples) -> [ONNX Runtime feed dicts] from the training split
+    validation_feeds: Callable | None = None  # (context, samples) -> ([feeds], label ids) from the validation split
+    group_of: Callable[[str], str] | None = None  # ONNX node name -> its block (static INT8's fallback unit)
+    static_op_types: tuple[str, ...] = ()  # what static INT8 quantizes
+    transformers_model: Callable | None = None  # (context) -> (tokenizer, BERT-family classifier) to edit or train
+
+    def has(self, needs) -> bool:
+        return all(getattr(self, name) is not None for name in needs)
 
 
 def compress_hooks(manifest) -> CompressHooks:
+    """The hooks of the bundle's task (its adapter's ``compress``)."""
     from fmkit.tasks import TASKS
 
     return TASKS.get(manifest.task).get("compress")
+
+
+def tasks_with(needs) -> list[str]:
+    """The registered tasks whose hooks have everything in ``needs`` (the tasks a method compresses)."""
+    from fmkit.tasks import TASKS
+
+    return [name for name in TASKS if TASKS.get(name).compress and TASKS.get(name).get("compress").has(needs)]
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -88,6 +106,12 @@ def _text_validation(context, samples: int):
     return batches, np.array([context.manifest.labels.index(labels[chosen[i]]) for i in order])
 
 
+def _text_model(context):
+    from fmkit.runtime.text import load_hf_classifier
+
+    return load_hf_classifier(context.parent)
+
+
 def _text_group(node_name: str) -> str:
     match = _LAYER.search(node_name)
     return f"layer.{match.group(1)}" if match else ("embeddings" if "embeddings" in node_name else "head")
@@ -115,4 +139,4 @@ def _text_measure(path, texts, measure):
 TEXT_HOOKS = CompressHooks(
     load_data=_text_data, test_inputs=_text_test, evaluate_variant=_text_evaluate, measure=_text_measure,
     export_fp32=_text_export, calibration_feeds=_text_calibration, validation_feeds=_text_validation,
-    static_op_types=("MatMul", "Gemm", "Gather"), group_of=_text_group)
+    static_op_types=("MatMul", "Gemm", "Gather"), group_of=_text_group, transformers_model=_text_model)

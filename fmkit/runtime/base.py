@@ -1,14 +1,17 @@
-"""What every runtime shares: tokenization, length-sorted batching, label mapping, predict().
+"""The one classifier runtime: a bundle opened for prediction, whatever its task.
 
-A backend implements ``forward(batch) -> logits`` (NumPy, fp32); everything else is here, so
-PyTorch and ONNX Runtime answer ``predict`` identically.
+The bundle's task adapter (fmkit.tasks) says whether it can predict at all (a masked-LM base
+model cannot: its error says to fine-tune it) and names its input preparation (``adapter.inputs``:
+texts -> token ids, or images -> pixels, and how they batch). A backend (torch_runtime.py,
+onnx_runtime.py) only implements ``forward(feed) -> logits`` (NumPy, fp32); predict, label mapping,
+softmax and the finite-logits check are here, so every backend answers every task identically.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -45,25 +48,17 @@ def require_finite(logits: np.ndarray, path) -> np.ndarray:
 class ClassifierRuntime:
     backend = "base"
 
-    def __init__(self, path, *, batch_size: int = 32, allow_postprocess: bool = False, verify: bool = True):
-        from fmkit.bundle import loading_weights, open_bundle
+    def __init__(self, path, *, batch_size: int | None = None, allow_postprocess: bool = False, verify: bool = True):
+        from fmkit.bundle import open_bundle
         from fmkit.bundle.store import refuse_pickles
         from fmkit.offline import enforce_offline
+        from fmkit.tasks import TASKS
 
         enforce_offline()
-        from transformers import AutoTokenizer
-
         self.path = Path(path)
         self.manifest = open_bundle(self.path, verify=verify)  # changed files or an edited manifest: refused
-        if self.manifest.task == "masked-lm":
-            raise BadInputError(
-                f"{self.path} is a masked-LM base model (made by `fmkit pretrain`): it predicts masked words, not "
-                f"labels. Fine-tune it first: fmkit finetune --model {self.path} --data DATA --out OUT"
-            )
-        if self.manifest.task == "image-classification":
-            raise BadInputError(
-                f"{self.path} is an image-classification bundle; the {self.backend} runtime runs text. Open it with "
-                f"fmkit.load({str(self.path)!r}), which picks the bundle's own (image) runtime")
+        self.adapter = TASKS.get(self.manifest.task)
+        self.adapter.require_labels(self.path)  # a masked-LM base model: "fine-tune it first"
         if self.manifest.postprocess and not allow_postprocess:
             rule = self.manifest.postprocess
             raise BadInputError(
@@ -74,49 +69,46 @@ class ClassifierRuntime:
             )
         refuse_pickles(self.path)
         self.labels = list(self.manifest.labels)
-        self.batch_size = batch_size
-        with loading_weights(self.path):
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.inputs = self.adapter.get("runtime_inputs")(self.path, self.manifest)
+        self.batch_size = batch_size or self.inputs.batch_size
+
+    def __getattr__(self, name: str):
+        """The task's own attributes (``tokenizer``; ``channels``, ``image_size``) are its inputs'."""
+        inputs = self.__dict__.get("inputs")
+        if inputs is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(inputs, name)
 
     # -- implemented by each backend -------------------------------------------------------
-    def forward(self, batch: dict) -> np.ndarray:  # batch: input_ids, attention_mask (NumPy int64)
+    def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:  # the task's named inputs -> fp32 logits
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], warn: bool = True):
-        from fmkit.data.batching import encode_texts
-        from fmkit.data.clean import normalize_text
+    def encode(self, inputs, warn: bool = True):
+        """Inputs (texts, or images) -> what ``iter_logits`` batches."""
+        return self.inputs.encode(inputs, warn=warn)
 
-        return encode_texts(self.tokenizer, [normalize_text(t) for t in texts], self.manifest.max_length, warn=warn)
+    prepare = encode  # the image callers' name for the same step
 
     def iter_logits(self, encoded, batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row indices, logits) per batch, longest texts first so each batch pads little."""
-        from fmkit.data.batching import pad_arrays, sorted_batches
+        """(row indices, logits) per batch, in the order the task batches best (texts: longest first)."""
+        for indices, feed in self.inputs.batches(encoded, batch_size or self.batch_size):
+            yield indices, require_finite(self.forward(feed), self.path)
 
-        for indices in sorted_batches(encoded.lengths, batch_size or self.batch_size):
-            batch = pad_arrays([encoded.input_ids[i] for i in indices], self.tokenizer.pad_token_id)
-            yield indices, require_finite(self.forward(batch), self.path)
-
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        encoded = self.encode(texts)
-        output = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+    def logits(self, inputs) -> np.ndarray:
+        encoded = self.encode(inputs)
+        output = np.empty((self.inputs.count(encoded), len(self.labels)), dtype=np.float32)
         for indices, logits in self.iter_logits(encoded):
             output[indices] = logits
         return output
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.logits(texts))
+    def predict_proba(self, inputs) -> np.ndarray:
+        return softmax(self.logits(inputs))
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """``fmkit.load(path).predict(["great film"])`` -> [Prediction(label, probabilities)]."""
-        if isinstance(texts, str):
-            texts = [texts]
-        if not texts:
-            return []
-        return [
-            Prediction(self.labels[int(row.argmax())], {l: float(p) for l, p in zip(self.labels, row)})
-            for row in self.predict_proba(texts)
-        ]
+    def predict(self, inputs) -> list[Prediction]:
+        """``fmkit.load(path).predict(["great film"])`` (or image files) -> [Prediction(label, probabilities)]."""
+        return [Prediction(self.labels[int(row.argmax())], {l: float(p) for l, p in zip(self.labels, row)})
+                for row in self.predict_proba(inputs)]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path}, labels={self.labels})"

@@ -1,4 +1,8 @@
-"""Run an ONNX bundle with ONNX Runtime on the CPU (or CUDA where its provider is installed)."""
+"""Run an ONNX bundle with ONNX Runtime on the CPU (or CUDA where its provider is installed).
+
+The graph's inputs are fed by name from the task's batches (``input_ids``/``attention_mask`` for
+text, ``pixel_values`` for images): the graph says which it takes, the task which it has.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def session_options(threads: int | None):
 class OnnxRuntime(ClassifierRuntime):
     backend = "onnx"
 
-    def __init__(self, path, *, device: str = "auto", batch_size: int = 32, threads: int | None = None,
+    def __init__(self, path, *, device: str = "auto", batch_size: int | None = None, threads: int | None = None,
                  allow_postprocess: bool = False, verify: bool = True):
         super().__init__(path, batch_size=batch_size, allow_postprocess=allow_postprocess, verify=verify)
         import onnxruntime as ort
@@ -34,7 +38,8 @@ class OnnxRuntime(ClassifierRuntime):
 
         model_file = self.path / ONNX_FILE
         if not model_file.is_file():
-            raise BadInputError(f"{self.path} has no {ONNX_FILE}; export it with `fmkit export {self.path} --format onnx`")
+            raise BadInputError(f"{self.path} has no {ONNX_FILE}; make one with `fmkit compress {self.path} "
+                                "--method export-onnx` (or quantize-dynamic, quantize-static)")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -45,7 +50,6 @@ class OnnxRuntime(ClassifierRuntime):
             self.session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def forward(self, batch: dict) -> np.ndarray:
-        feed = {name: batch[name] for name in self.input_names}
-        (logits,) = self.session.run(None, feed)
+    def forward(self, feed: dict) -> np.ndarray:
+        (logits,) = self.session.run(None, {name: feed[name] for name in self.input_names})
         return logits.astype(np.float32, copy=False)

@@ -35,11 +35,12 @@ class InputKind:
 
 TEXTS = InputKind("texts", "text", join_lists)
 IMAGES = InputKind("images", "image", np.concatenate)
+KINDS = {kind.field: kind for kind in (TEXTS, IMAGES)}
 
 
 def input_kind(runtime) -> InputKind:
-    """The one place that says what a loaded model takes (image runtimes declare ``takes_images``)."""
-    return IMAGES if getattr(runtime, "takes_images", False) else TEXTS
+    """What a loaded model takes: its task adapter's ``capabilities.serves`` ("texts" or "images")."""
+    return KINDS[runtime.adapter.capabilities.serves]
 
 
 def check_count(count: int, limit: int, noun: str, setting: str) -> None:

@@ -85,7 +85,7 @@ class ServerState:
         batcher.start()
         summary = summarize(name, Path(path), runtime.manifest) | {
             "precision": getattr(runtime, "precision", None), "inputs": kind.field,
-            "explainable": runtime.manifest.runtime == "torch" and kind.field == "texts"}  # Captum explains text
+            "explainable": explainable(runtime.manifest)}
         slot = ModelSlot(name, Path(path), runtime, batcher, summary)
         async with self.lock:
             old = self.models.get(name)
@@ -132,5 +132,12 @@ def summarize(name: str, path: Path, manifest) -> dict:
         | ({"fairness": {attribute: {k: v for k, v in values.items() if k.endswith(("_difference", "_ratio"))}
                          for attribute, values in manifest.audits["fairness"].items() if isinstance(values, dict)}}
            if isinstance(manifest.audits.get("fairness"), dict) else {}),
-        "explainable": manifest.runtime == "torch",
+        "explainable": explainable(manifest),
     }
+
+
+def explainable(manifest) -> bool:
+    """Its task has explanations (the adapter says) and it runs on PyTorch weights (integrated gradients)."""
+    from fmkit.tasks import TASKS
+
+    return manifest.runtime == "torch" and TASKS.get(manifest.task).capabilities.explanations

@@ -74,7 +74,7 @@ class TaskAdapter:
     data_config: Callable | None = None
     evaluation_inputs: Callable | None = None
     compress: str | None = None  # "module:object": its CompressHooks (fmkit/compress/tasks.py)
-    runtime_suffix: str = ""  # its runtimes are RUNTIMES[backend + suffix]: "torch" text, "torch-image" images
+    runtime_inputs: str | None = None  # "module:Class": its runtime input preparation (fmkit/runtime/text.py)
     refusal: str = ""  # why an unlabelled bundle cannot be evaluated, compressed or served ({path})
 
     def get(self, name: str):

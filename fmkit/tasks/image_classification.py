@@ -118,4 +118,4 @@ ADAPTER = register_task(TaskAdapter(
     examples="images", finetune_config="fmkit.finetune.images.config:ImageFinetuneConfig", claims=claims,
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
     data_config=data_config, evaluation_inputs=evaluation_inputs,
-    compress="fmkit.compress.images:IMAGE_HOOKS", runtime_suffix="-image"))
+    compress="fmkit.compress.images:IMAGE_HOOKS", runtime_inputs="fmkit.runtime.images:ImageInputs"))

@@ -106,4 +106,4 @@ ADAPTER = register_task(TaskAdapter(
     examples="texts", finetune_config="fmkit.finetune.config:FinetuneConfig",
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
     dp_hooks=dp_hooks, data_config=data_config, evaluation_inputs=evaluation_inputs,
-    compress="fmkit.compress.tasks:TEXT_HOOKS"))
+    compress="fmkit.compress.tasks:TEXT_HOOKS", runtime_inputs="fmkit.runtime.text:TextInputs"))

@@ -41,7 +41,7 @@ def run(args) -> int:
     import fmkit
 
     model = fmkit.load(args.bundle, device=args.device, batch_size=args.batch_size)
-    if getattr(model, "takes_images", False):
+    if model.adapter.capabilities.serves == "images":  # its task reads image files, not texts
         return predict_images(model, args)
     texts = read_inputs(args)
     predictions = model.predict(texts)

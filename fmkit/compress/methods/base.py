@@ -30,15 +30,19 @@ class CompressContext:
     def data(self):
         """The parent's training data (calibration samples, distillation), loaded once."""
         if self._data is None:
-            from fmkit.compress.tasks import compress_hooks
-
-            self._data = compress_hooks(self.manifest).load_data(self)  # texts or images, by the bundle's task
+            self._data = self.hooks.load_data(self)  # texts or images, by the bundle's task
         return self._data
 
-    def load_torch_model(self):
-        from fmkit.runtime.torch_runtime import load_hf_classifier
+    @property
+    def hooks(self):
+        """The parent's task's compression hooks (fmkit/compress/tasks.py)."""
+        from fmkit.compress.tasks import compress_hooks
 
-        return load_hf_classifier(self.parent)
+        return compress_hooks(self.manifest)
+
+    def load_torch_model(self):
+        """(tokenizer, model): the parent as a transformers classifier (methods needing "transformers_model")."""
+        return self.hooks.transformers_model(self)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class CompressMethod:
     description: str
     accepts_onnx: bool = False  # can start from an fp32 ONNX parent (e.g. a structurally pruned one)
     quantizes: bool = False  # its output must not be quantized again
-    tasks: tuple[str, ...] = ("text-classification",)  # bundle tasks it can compress
+    # The task hooks it uses (fmkit/compress/tasks.py); it applies to the tasks that have them all.
+    needs: tuple[str, ...] = ("transformers_model",)
 
 
 COMPRESS_METHODS: Registry[CompressMethod] = Registry("compression method")

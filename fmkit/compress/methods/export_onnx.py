@@ -21,10 +21,9 @@ class ExportOnnxOptions(BaseModel):
 
 def apply(context: CompressContext, options: ExportOnnxOptions, directory: Path) -> dict:
     from fmkit.compress.files import copy_support_files
-    from fmkit.compress.tasks import compress_hooks
     from fmkit.export.onnx import ONNX_FILE
 
-    export_fp32 = compress_hooks(context.manifest).export_fp32  # text or image graph, by the parent's task
+    export_fp32 = context.hooks.export_fp32  # text or image graph, by the parent's task
     with tempfile.TemporaryDirectory() as work:
         shutil.move(str(export_fp32(context, Path(work), options.opset)), str(directory / ONNX_FILE))
     copy_support_files(context.parent, directory)
@@ -33,4 +32,4 @@ def apply(context: CompressContext, options: ExportOnnxOptions, directory: Path)
 
 COMPRESS_METHODS.register("export-onnx")(CompressMethod(
     ExportOnnxOptions, apply, runtime="onnx", description="fp32 ONNX for ONNX Runtime (parity-checked)",
-    tasks=("text-classification", "image-classification")))
+    needs=("export_fp32",)))

@@ -44,11 +44,10 @@ def apply(context: CompressContext, options: QuantizeDynamicOptions, directory: 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from fmkit.compress.files import copy_support_files
-    from fmkit.compress.tasks import compress_hooks
     from fmkit.export.onnx import ONNX_FILE
 
     with tempfile.TemporaryDirectory() as work:
-        fp32 = parent_onnx(context) or compress_hooks(context.manifest).export_fp32(context, Path(work), options.opset)
+        fp32 = parent_onnx(context) or context.hooks.export_fp32(context, Path(work), options.opset)
         quantize_dynamic(str(fp32), str(directory / ONNX_FILE), weight_type=QuantType.QInt8,
                          per_channel=options.per_channel)
     copy_support_files(context.parent, directory)
@@ -57,5 +56,5 @@ def apply(context: CompressContext, options: QuantizeDynamicOptions, directory: 
 
 COMPRESS_METHODS.register("quantize-dynamic")(CompressMethod(
     QuantizeDynamicOptions, apply, runtime="onnx", accepts_onnx=True, quantizes=True,
-    tasks=("text-classification", "image-classification"),
+    needs=("export_fp32",),
     description="INT8 weights, dynamically quantized activations (ONNX Runtime)"))

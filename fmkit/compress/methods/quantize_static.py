@@ -91,10 +91,9 @@ def apply(context: CompressContext, options: QuantizeStaticOptions, directory: P
     import shutil
 
     from fmkit.compress.files import copy_support_files
-    from fmkit.compress.tasks import compress_hooks
     from fmkit.export.onnx import ONNX_FILE
 
-    hooks = compress_hooks(context.manifest)  # texts or images, by the parent's task
+    hooks = context.hooks  # texts or images, by the parent's task
     calibration = hooks.calibration_feeds(context, options.calibration_samples)
     validation, label_ids = hooks.validation_feeds(context, options.validation_samples)
     op_types = hooks.static_op_types
@@ -136,5 +135,5 @@ def apply(context: CompressContext, options: QuantizeStaticOptions, directory: P
 
 COMPRESS_METHODS.register("quantize-static")(CompressMethod(
     QuantizeStaticOptions, apply, runtime="onnx", accepts_onnx=True, quantizes=True,
-    tasks=("text-classification", "image-classification"),
+    needs=("export_fp32", "calibration_feeds", "validation_feeds", "group_of"),
     description="INT8 static QDQ, per-channel, calibrated, accuracy-aware fallback (ONNX Runtime)"))

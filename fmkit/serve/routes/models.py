@@ -76,6 +76,11 @@ def add_routes(app, server: Server) -> None:
 def refuse_unexplainable(name: str, slot) -> None:
     """The one place that asks whether a served model can be explained."""
     if not slot.summary["explainable"]:
+        from fmkit.tasks import TASKS
+
+        if not TASKS.get(slot.summary["task"]).capabilities.explanations:
+            raise ApiError(422, "not_explainable", f"model {name!r} is a {slot.summary['task']} model: its task has "
+                           "no explanations (integrated gradients attribute the words of a text); use :predict")
         raise ApiError(422, "not_explainable", f"model {name!r} is a {slot.summary['task']} model on "
                        f"{slot.summary['runtime']}; explanations need a text model with PyTorch weights "
                        "(serve the bundle it was compressed from)")
