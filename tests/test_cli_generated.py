@@ -57,6 +57,7 @@ class Outer(BaseModel):
     columns: list[str] = Field(default_factory=list, description="columns kept")
     inner: Inner = Field(default_factory=lambda: Inner(epochs=5))
     extra: Inner | None = Field(default_factory=Inner, description="a second one")
+    weights: dict[str, float] = Field(default_factory=dict, description="weight per class")
 
 
 def parse(sections, argv, **keywords):
@@ -70,9 +71,10 @@ def parse(sections, argv, **keywords):
 def test_each_field_becomes_a_flag_of_its_type():
     parser, options, settings = parse(sections_of(Outer, "outer"), [
         "--mode", "exact", "--no-verbose", "--columns", "a,b", "--epochs", "2", "--inner-seed", "4", "--clip", "none",
-        "--extra-epochs", "7"])
+        "--extra-epochs", "7", "--weights", "{pos: 2, neg: 0.5}"])
     assert settings == {"mode": "exact", "verbose": False, "columns": ["a", "b"],
-                        "inner": {"epochs": 2, "seed": 4, "clip": None}, "extra": {"epochs": 7}}
+                        "inner": {"epochs": 2, "seed": 4, "clip": None}, "extra": {"epochs": 7},
+                        "weights": {"pos": 2, "neg": 0.5}}  # a mapping is written as in a --config file
     assert Outer.model_validate(settings).inner.clip is None
     assert options["inner.seed"].flag == "--inner-seed"  # --seed is the root's: the section's name goes in front
     assert parse(sections_of(Outer, "outer"), ["--no-extra"])[2] == {"extra": None}
