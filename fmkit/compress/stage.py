@@ -19,14 +19,13 @@ from pathlib import Path
 from fmkit.bundle import LineageEntry, Manifest, open_bundle, read_manifest, update_manifest, write_bundle
 from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
-from fmkit.compress.tasks import compress_hooks, tasks_with
+from fmkit.compress.tasks import compress_hooks, methods_for, tasks_with
 from fmkit.errors import BadInputError, CheckFailedError
 
 
 def check_parent(parent: Manifest, method, method_name: str, path: Path) -> None:
     if not compress_hooks(parent).has(method.needs):
-        hooks = compress_hooks(parent)
-        able = [name for name in COMPRESS_METHODS if hooks.has(COMPRESS_METHODS.get(name).needs)]
+        able = methods_for(parent.task)
         raise BadInputError(f"{path} is an {parent.task} bundle; {method_name} compresses "
                             f"{', '.join(tasks_with(method.needs))} bundles. For {parent.task}: "
                             f"{', '.join(able) or 'no method yet'}")

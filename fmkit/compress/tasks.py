@@ -37,6 +37,14 @@ class CompressHooks:
         return all(getattr(self, name) is not None for name in needs)
 
 
+def task_hooks(task: str) -> CompressHooks | None:
+    """The compression hooks a task's adapter names (``adapter.compress``); None: it is not compressed."""
+    from fmkit.tasks import TASKS
+
+    adapter = TASKS.get(task)
+    return adapter.get("compress") if adapter.compress else None
+
+
 def compress_hooks(manifest) -> CompressHooks:
     """The hooks of the bundle's task (its adapter's ``compress``)."""
     from fmkit.tasks import TASKS
@@ -48,7 +56,15 @@ def tasks_with(needs) -> list[str]:
     """The registered tasks whose hooks have everything in ``needs`` (the tasks a method compresses)."""
     from fmkit.tasks import TASKS
 
-    return [name for name in TASKS if TASKS.get(name).compress and TASKS.get(name).get("compress").has(needs)]
+    return [name for name in TASKS if task_hooks(name) is not None and task_hooks(name).has(needs)]
+
+
+def methods_for(task: str) -> list[str]:
+    """The registered compression methods that apply to ``task`` (its hooks have all they need)."""
+    from fmkit.compress.methods import COMPRESS_METHODS
+
+    hooks = task_hooks(task)
+    return [] if hooks is None else [name for name in COMPRESS_METHODS if hooks.has(COMPRESS_METHODS.get(name).needs)]
 
 
 # -- text ----------------------------------------------------------------------------------------
