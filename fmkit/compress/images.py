@@ -37,15 +37,6 @@ def _test_inputs(context):
     return context.data.images[rows], [context.data.labels[i] for i in rows]
 
 
-def _evaluate(path, images, labels, label_names):
-    import fmkit
-    from fmkit.evaluate.metrics import metrics_from_logits
-
-    runtime = fmkit.load(path, device="cpu")
-    label_ids = [label_names.index(label) for label in labels]
-    return metrics_from_logits(runtime.iter_logits(runtime.prepare(images), 128), label_ids, label_names)
-
-
 def _measure(path, images, measure):
     """The text measurement, in a fresh process, fed image files: single-image latency includes decoding."""
     import tempfile
@@ -136,6 +127,6 @@ def _group(node_name: str) -> str:
 
 
 IMAGE_HOOKS = CompressHooks(
-    load_data=_data, test_inputs=_test_inputs, evaluate_variant=_evaluate, measure=_measure, export_fp32=_export,
+    load_data=_data, test_inputs=_test_inputs, measure=_measure, export_fp32=_export,
     calibration_feeds=_calibration, validation_feeds=_validation, static_op_types=("Conv", "MatMul", "Gemm"),
     group_of=_group)

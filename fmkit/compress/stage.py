@@ -53,12 +53,13 @@ def test_texts(context: CompressContext) -> tuple[list[str], list[str]]:
     return [data.texts[i] for i in rows], [data.labels[i] for i in rows]
 
 
-def evaluate_variant(path: Path, texts: list[str], labels: list[str], label_names: list[str]) -> dict:
+def evaluate_variant(path: Path, inputs, labels: list[str], label_names: list[str]) -> dict:
+    """Test metrics of the variant at ``path`` on its deployment runtime; ``inputs`` are the task's (texts, images)."""
     import fmkit
     from fmkit.evaluate.metrics import metrics_from_logits
 
     runtime = fmkit.load(path, device="cpu")
-    encoded = runtime.encode(texts, warn=False)
+    encoded = runtime.encode(inputs, warn=False)
     label_ids = [label_names.index(label) for label in labels]
     return metrics_from_logits(runtime.iter_logits(encoded, 64), label_ids, label_names)
 
@@ -123,7 +124,7 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     def measure_before_publish(directory: Path, _manifest: Manifest) -> None:
         hooks = compress_hooks(parent)
         inputs, labels = hooks.test_inputs(context)  # texts, or images for an image bundle
-        metrics = hooks.evaluate_variant(directory, inputs, labels, parent.labels)
+        metrics = evaluate_variant(directory, inputs, labels, parent.labels)
         step, total = accuracy_drops(parent.metrics["test"]["accuracy"], reference, metrics["accuracy"])
         applies_to = "total" if cfg.accuracy_budget == "total" and total is not None else "step"
         drop = total if applies_to == "total" else step

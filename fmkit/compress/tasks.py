@@ -22,7 +22,6 @@ class CompressHooks:
     # Every task that can be compressed has these: the stage tests and measures each variant with them.
     load_data: Callable  # (context) -> the parent's training data, fingerprint-checked
     test_inputs: Callable  # (context) -> (inputs, labels) of the parent's own test split
-    evaluate_variant: Callable  # (bundle path, inputs, labels, label names) -> metrics
     measure: Callable  # (bundle path, inputs, MeasureConfig) -> figures for manifest.benchmarks
     # What methods need (CompressMethod.needs); a task without one has None, and the methods needing it
     # do not apply to that task.
@@ -139,12 +138,6 @@ def _text_test(context):
     return test_texts(context)
 
 
-def _text_evaluate(path, texts, labels, label_names):
-    from fmkit.compress.stage import evaluate_variant
-
-    return evaluate_variant(path, texts, labels, label_names)
-
-
 def _text_measure(path, texts, measure):
     from fmkit.runtime.measure import measure_bundle
 
@@ -153,6 +146,6 @@ def _text_measure(path, texts, measure):
 
 
 TEXT_HOOKS = CompressHooks(
-    load_data=_text_data, test_inputs=_text_test, evaluate_variant=_text_evaluate, measure=_text_measure,
+    load_data=_text_data, test_inputs=_text_test, measure=_text_measure,
     export_fp32=_text_export, calibration_feeds=_text_calibration, validation_feeds=_text_validation,
     static_op_types=("MatMul", "Gemm", "Gather"), group_of=_text_group, transformers_model=_text_model)
