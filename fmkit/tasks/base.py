@@ -23,7 +23,6 @@ class Capabilities:
 
     finetune_methods: tuple[str, ...] = ()  # FINETUNE_METHODS it trains with ("lora" in it: LoRA)
     dp: bool = False  # DP-SGD fine-tuning (fmkit.privacy.dp.DPHooks)
-    audits: tuple[str, ...] = ()  # the audit checks that apply to its bundles
     serves: str | None = None  # request field a served model takes: "texts", "images"; None: not servable
     explanations: bool = False  # per-token attributions (fmkit.audit.explain)
     labelled: bool = True  # has labels to evaluate, compress against and serve

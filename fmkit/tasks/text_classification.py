@@ -101,8 +101,7 @@ def evaluation_inputs(runtime, data, rows) -> tuple:
 
 ADAPTER = register_task(TaskAdapter(
     NAME, "a label per text (MiniLM and other BERT-family encoders)",
-    Capabilities(finetune_methods=("full", "lora"), dp=True, serves="texts", explanations=True,
-                 audits=("fairness", "counterfactual", "robustness", "explanations", "pii", "privacy")),
+    Capabilities(finetune_methods=("full", "lora"), dp=True, serves="texts", explanations=True),
     examples="texts", finetune_config="fmkit.finetune.config:FinetuneConfig",
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
     dp_hooks=dp_hooks, data_config=data_config, evaluation_inputs=evaluation_inputs,

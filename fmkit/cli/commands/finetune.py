@@ -67,7 +67,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                         help=f"fine-tuning method: {', '.join(FINETUNE_METHODS)} (default: {DEFAULT_METHOD})")
     default_task = task_of_settings({})
     sections = []
-    for name in sorted(tasks, key=lambda task: task != default_task):  # the default task's help comes first
+    for name in sorted(tasks, key=lambda candidate: candidate != default_task):  # the default task's help first
         sections += sections_of(TASKS.get(name).get("finetune_config"), "model", titles=TITLES, owner=name,
                                 skip=("task", "method"))
     sections += [Section("method", FINETUNE_METHODS.get(name).options, "method options", prefix=f"{name}-",
