@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from fmkit.bundle import LineageEntry, Manifest, open_bundle, read_manifest, update_manifest, write_bundle
+from fmkit.bundle.lineage import is_compression
 from fmkit.compress.config import CompressConfig
 from fmkit.compress.methods import COMPRESS_METHODS, CompressContext
 from fmkit.compress.tasks import compress_hooks, methods_for, tasks_with
@@ -70,12 +71,12 @@ def task_model_reference(parent: Manifest, path: Path) -> dict | None:
     A variant carries its reference forward, so no ancestor has to be on disk. None when a variant
     made before references were recorded cannot tell (a chain of compressions without one).
     """
-    if not parent.lineage or parent.lineage[-1].stage not in COMPRESS_METHODS:
+    if not parent.lineage or not is_compression(parent.lineage[-1]):
         return {"digest": parent.content_digest, "name": str(path), "test_accuracy": parent.metrics["test"]["accuracy"]}
     if parent.compression.get("reference"):
         return dict(parent.compression["reference"])
     legacy = parent.compression
-    if (len(parent.lineage) >= 2 and parent.lineage[-2].stage not in COMPRESS_METHODS
+    if (len(parent.lineage) >= 2 and not is_compression(parent.lineage[-2])
             and legacy.get("parent_test_accuracy") is not None):  # a one-step variant: its parent was the task model
         return {"digest": legacy.get("parent_digest"), "name": legacy.get("parent"),
                 "test_accuracy": legacy["parent_test_accuracy"]}

@@ -63,10 +63,10 @@ def read_table(path: Path, format: str = "auto", columns: tuple[str, ...] | list
             return pd.read_parquet(path, to_pandas_kwargs={"integer_object_nulls": True})
         except Exception as error:  # pyarrow raises several types for a bad file
             raise BadInputError(f"{path}: not a readable Parquet file ({error})") from None
+    if fmt == "jsonl":
+        return _read_jsonl(path, columns)  # decodes the bytes itself, naming a bad one
     if path.suffix not in (".gz", ".bz2", ".xz", ".zip"):
         check_utf8(path)
-    if fmt == "jsonl":
-        return _read_jsonl(path, columns)
     check_field_counts(path, "\t" if fmt == "tsv" else ",")
     try:
         return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)

@@ -66,15 +66,15 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     check_method(task, cfg)
     started = time.time()
     data = data or task.load_data(cfg.data)
+    label2id = {label: index for index, label in enumerate(data.label_names)}
+    label_ids = {name: [label2id[data.labels[i]] for i in rows] for name, rows in data.splits.items()}
+    if not label_ids["train"]:  # before the base model is loaded and every split encoded
+        raise BadInputError(f"{cfg.data.source}: the training split is empty; add {task.examples} or lower the "
+                            "held-out fractions")
     setup = task.prepare(cfg, data)
     if cfg.train.learning_rate is None:
         update = {"learning_rate": setup.default_learning_rate}
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=update)})
-    label2id = {label: index for index, label in enumerate(data.label_names)}
-    label_ids = {name: [label2id[data.labels[i]] for i in rows] for name, rows in data.splits.items()}
-    if not label_ids["train"]:
-        raise BadInputError(f"{cfg.data.source}: the training split is empty; add {task.examples} or lower the "
-                            "held-out fractions")
     model, device = setup.model, select_device(cfg.train.device)
 
     def evaluate_split(name: str):

@@ -84,8 +84,7 @@ class ServerState:
                                queue_size=self.config.queue_size, observe_batch=observe, join=kind.join)
         batcher.start()
         summary = summarize(name, Path(path), runtime.manifest) | {
-            "precision": getattr(runtime, "precision", None), "inputs": kind.field,
-            "explainable": explainable(runtime.manifest)}
+            "precision": getattr(runtime, "precision", None), "inputs": kind.field}
         slot = ModelSlot(name, Path(path), runtime, batcher, summary)
         async with self.lock:
             old = self.models.get(name)

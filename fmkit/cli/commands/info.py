@@ -20,10 +20,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fmkit.bundle.seal import check_seal
-    from fmkit.bundle.store import read_manifest_data, verify_bundle
+    from fmkit.bundle.store import read_manifest_data
+    from fmkit.bundle.verify import content_problems
 
     manifest, data = read_manifest_data(args.bundle)
-    problems = verify_bundle(args.bundle)
+    problems = content_problems(args.bundle, manifest)  # the manifest just read, not a second read
     seal = check_seal(data)  # "manifest edited outside fmkit", unsealed (older fmkit), unknown key, or ok
     failed = bool(problems) or seal.edited
     if args.json:

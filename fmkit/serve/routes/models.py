@@ -60,12 +60,11 @@ def add_routes(app, server: Server) -> None:
         from pathlib import PurePath
 
         from fmkit.audit.card import render_html, render_markdown
-        from fmkit.bundle import read_manifest
         from fmkit.serve.redact import public_manifest
 
         key = access.authorize(request, READ, name)
         slot = server.slot_for(name, key)
-        manifest = read_manifest(slot.path)
+        manifest = slot.runtime.manifest  # verified at load: what is served, not a later edit on disk
         if not access.sees_paths(key):
             manifest, shown = public_manifest(manifest), PurePath(name)
         else:
