@@ -85,3 +85,23 @@ BUILTIN_DATASETS.register("adult-with-sensitive-text")(
                    lambda: _adult(True), sensitive_columns=ADULT_SENSITIVE,
                    drop_duplicates=False)
 )
+
+
+def _support_faq():
+    import json
+
+    import pandas as pd
+
+    folder = package_data_dir("zaragoza_construction_faq",
+                              "pip install --no-deps zaragoza-construction-faq==1.2.1 (make setup does)")
+    rows = json.loads((folder / "data" / "faq-en.json").read_text(encoding="utf-8"))["questions"]
+    frame = pd.DataFrame({key: [str(row[key]) for row in rows] for key in ("id", "category", "q", "a")})
+    # text/label: the same questions and categories, so `fmkit finetune --data support-faq` trains the intents
+    return frame.assign(text=frame["q"], label=frame["category"])
+
+
+BUILTIN_DATASETS.register("support-faq")(
+    BuiltinDataset("A construction company's support FAQ: 503 questions with approved answers in 39 categories "
+                   "(zaragoza-construction-faq, CC BY 4.0); columns id, category, q, a (text/label = q/category)",
+                   _support_faq)
+)
