@@ -75,6 +75,26 @@ def _metrics(manifest) -> list[str]:
     return ["## Metrics", _table(["split", *headline], rows) if rows else NOT_MEASURED, ""]
 
 
+def _baseline(manifest) -> list[str]:
+    """The frozen-feature baseline on the same rows as the model, and the gain over it (or "not measured")."""
+    from fmkit.evaluate.baseline import baseline_test_metrics, gain_over_baseline
+
+    record, test = manifest.training.get("baseline") or {}, baseline_test_metrics(manifest)
+    if not test:
+        return ["## Baseline", NOT_MEASURED + " (a logistic regression on the frozen base model's features)", ""]
+    gain = gain_over_baseline(manifest)
+    verdict = ("**does not beat it**: fine-tuning did not pay off on this data" if gain is not None and gain <= 0
+               else "beats it")
+    rows = [[split, _number(values.get("accuracy")), _number(values.get("macro_f1")), values.get("count", "")]
+            for split, values in (("validation", record.get("validation")), ("test", test)) if values]
+    return ["## Baseline",
+            f"{test.get('method') or record.get('method')} ({test.get('encoder') or record.get('encoder')}), "
+            f"fitted on {test.get('train_rows') or record.get('train_rows')} training rows and scored on the "
+            f"model's own held-out rows. Test-accuracy gain of the model over it: "
+            f"{_number(gain, 2) if gain is not None else 'not measured'} points; the model {verdict}.", "",
+            _table(["split", "baseline accuracy", "baseline macro-F1", "rows"], rows), ""]
+
+
 def _compression(manifest) -> list[str]:
     c = manifest.compression
     if not c:
@@ -181,7 +201,7 @@ def _limitations(manifest) -> list[str]:
 
 
 # The card's sections in order; each reads the manifest and returns its lines.
-SECTIONS = (_intended_use, _data, _lineage, _metrics, _compression, _privacy, _fairness, _counterfactual,
+SECTIONS = (_intended_use, _data, _lineage, _metrics, _baseline, _compression, _privacy, _fairness, _counterfactual,
             _robustness, _pii, _explanations, _postprocess, _benchmarks, _limitations)
 
 

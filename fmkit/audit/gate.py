@@ -22,6 +22,9 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy at least this")
+    min_gain_over_baseline: float | None = Field(
+        None, ge=-100, le=100, description="test-accuracy points over the baseline (logistic regression on the frozen "
+        "base model's features, same test rows), at least; 0 fails a model that does not beat it")
     max_accuracy_drop: float | None = Field(
         None, ge=0, description="test-accuracy points lost in total vs the lineage's task model (the last ancestor "
         "that is not a compression), at most")
@@ -58,6 +61,12 @@ def _fairness_gap(manifest) -> float | None:
     return max(gaps) if gaps else None
 
 
+def _gain_over_baseline(manifest) -> float | None:
+    from fmkit.evaluate.baseline import gain_over_baseline  # below audit; numpy and sklearn load on use only
+
+    return gain_over_baseline(manifest)
+
+
 def _size_mb(manifest) -> float | None:
     figures = manifest.benchmarks.get(manifest.runtime, {})
     return figures["size_bytes"] / 1e6 if "size_bytes" in figures else None
@@ -66,6 +75,7 @@ def _size_mb(manifest) -> float | None:
 # rule -> how to read the measured quantity from a manifest
 MEASURES: dict[str, Callable] = {
     "min_accuracy": lambda m: m.metrics.get("test", {}).get("accuracy"),
+    "min_gain_over_baseline": _gain_over_baseline,
     "max_accuracy_drop": total_accuracy_drop,
     "max_step_accuracy_drop": lambda m: m.compression.get("accuracy_drop_points"),
     "max_epsilon": lambda m: m.privacy.get("dp", {}).get("epsilon"),

@@ -3,6 +3,7 @@
 The bundle's task adapter (fmkit/tasks/) says which data config and loader apply and how rows
 become its runtime's inputs; the split is the bundle's own (fmkit/bundle/split.py), the logits
 come from the bundle's runtime (PyTorch or ONNX) and the metrics are the shared streaming ones.
+The frozen-feature baseline (fmkit/evaluate/baseline.py) is scored on the same rows beside them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class EvaluateConfig(BaseModel):
     split: Literal["train", "validation", "test", "all"] = Field("test", description="a saved split, or all rows")
     batch_size: int = Field(64, ge=1, description="texts per inference batch")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    baseline: bool = Field(True, description="also score the baseline (logistic regression on the frozen base "
+                                             "model's features, fitted on the bundle's training split) on these rows")
 
 
 def data_config_for(bundle_data: dict, cfg: EvaluateConfig):
@@ -50,8 +53,9 @@ def record_metrics(bundle: Path, manifest, split: str, metrics: dict) -> None:
     fingerprint = metrics["data_fingerprint"]
     key = split if fingerprint == manifest.data.get("fingerprint") else f"{split}@{fingerprint[7:19]}"
     update_manifest(bundle, lambda m: m.metrics.__setitem__(key, metrics))
-    plot_confusion_matrix(metrics["confusion_matrix"], Path(bundle) / REPORTS_DIR / f"confusion_{key}.png",
-                          f"{Path(bundle).name}: {key}")
+    if "confusion_matrix" in metrics:  # a ranking task (retrieval) has none
+        plot_confusion_matrix(metrics["confusion_matrix"], Path(bundle) / REPORTS_DIR / f"confusion_{key}.png",
+                              f"{Path(bundle).name}: {key}")
 
 
 def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -> dict:
@@ -66,6 +70,11 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     task = task_of_bundle(bundle, manifest.task)  # a masked-LM base model: "fine-tune it first"
     data_cfg = task.data_config(manifest.data, cfg)
     data = task.load_data(data_cfg)
+    if task.evaluate is not None:  # a task that ranks (text retrieval) scores its own way on the bundle's split
+        metrics = task.evaluate(bundle, manifest, data, resolve_split_indices(bundle, data, cfg.split), cfg)
+        if record:
+            record_metrics(bundle, manifest, cfg.split, metrics)
+        return metrics
     unseen = sorted(set(data.labels) - set(manifest.labels))
     if unseen:
         raise BadInputError(
@@ -84,6 +93,12 @@ def evaluate_bundle(bundle: Path, cfg: EvaluateConfig, *, record: bool = True) -
     metrics = metrics_from_logits(runtime.iter_logits(inputs, cfg.batch_size), labels, manifest.labels)
     metrics["data_fingerprint"] = data.fingerprint
     metrics.update(extra)
+    if cfg.baseline:
+        from fmkit.evaluate.baseline import evaluation_baseline
+
+        baseline = evaluation_baseline(bundle, manifest, task, data, cfg.split, rows, cfg.device)
+        if baseline is not None:
+            metrics["baseline"] = baseline  # beside the model's figures, so the gain is on the same rows
     if record:
         record_metrics(bundle, manifest, cfg.split, metrics)
     return metrics

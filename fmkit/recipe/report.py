@@ -1,7 +1,8 @@
 """``fmkit report RUN_DIR``: one static HTML page putting every bundle of a run on the same frontier.
 
 Columns: test accuracy, accuracy drop vs the parent (this step) and vs the lineage's task model (in
-total), latency p50/p95 and throughput on each bundle's own runtime, size, privacy budget ε, largest
+total), the gain over the frozen-feature baseline (fmkit/evaluate/baseline.py), latency p50/p95 and
+throughput on each bundle's own runtime, size, privacy budget ε, largest
 fairness gap, membership-inference AUC, robustness and counterfactual flip rate -- every number read from a manifest ("not measured" otherwise). Plots
 (PNG beside the page): accuracy vs latency with the Pareto frontier marked, and size per bundle.
 """
@@ -27,6 +28,9 @@ COLUMNS = [
     ("total_accuracy_drop_points", "total drop (pts)", "{:+.2f}",
      "accuracy points lost vs the lineage's task model (the last ancestor that is not a compression); what budgets "
      "and gates bound"),
+    ("gain_over_baseline_points", "vs baseline (pts)", "{:+.2f}",
+     "test-accuracy points over the baseline: a logistic regression on the frozen base model's features, fitted on "
+     "the training split and scored on the same test rows (negative: fine-tuning did not pay off)"),
     ("latency_p50_ms", "p50 ms", "{:.2f}", "median latency at batch 1 on its runtime"),
     ("latency_p95_ms", "p95 ms", "{:.2f}", "95th-percentile latency at batch 1"),
     ("throughput_per_second", "texts/s", "{:.1f}", "throughput at batch 32"),
@@ -63,6 +67,7 @@ def _fairness_gap(manifest) -> float | None:
 def report_rows(bundles: list[Path], *, measure: bool = True, threads: int | None = None) -> list[dict]:
     from fmkit.bundle import read_manifest
     from fmkit.compress.compare import compare_bundles
+    from fmkit.evaluate.baseline import gain_over_baseline
 
     rows = compare_bundles([str(b) for b in bundles], measure=measure, threads=threads)
     by_digest = {}
@@ -75,6 +80,7 @@ def report_rows(bundles: list[Path], *, measure: bool = True, threads: int | Non
             "parent_digest": parent.parent_digest if parent else None,
             "parent": Path(parent.parent).name if parent and parent.parent else None,
             "fairness_gap": _fairness_gap(manifest),
+            "gain_over_baseline_points": gain_over_baseline(manifest),
             "mia_auc": manifest.privacy.get("membership_inference", {}).get("auc"),
             "min_stability_rate": manifest.audits.get("robustness", {}).get("min_stability_rate"),
             "counterfactual_flip_rate": manifest.audits.get("counterfactual", {}).get("flip_rate"),

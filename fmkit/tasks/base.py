@@ -72,6 +72,17 @@ class TaskAdapter:
     dp_hooks: Callable | None = None
     data_config: Callable | None = None
     evaluation_inputs: Callable | None = None
+    # Baseline: ``frozen_features(finetune cfg, data, rows: split -> row indices) -> (encoder description,
+    # split -> (n, d) float32 features)`` of the *frozen* base model (fmkit/evaluate/baseline.py fits a
+    # logistic regression on them); None: the task has no frozen base to probe, so no baseline.
+    frozen_features: Callable | None = None
+    # What the task's split metrics lead with: logged and early-stopped on during training (``selection_metric``,
+    # higher is better) and printed by `fmkit finetune`/`fmkit evaluate`. Classifiers: accuracy, macro-F1, log-loss.
+    headline_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "log_loss")
+    selection_metric: str = "macro_f1"
+    # Evaluate: ``evaluate(bundle path, manifest, data, rows, EvaluateConfig) -> metrics`` for a task whose
+    # metrics are not a classifier's logits (text retrieval ranks an index); None: the shared classifier path.
+    evaluate: Callable | None = None
     compress: str | None = None  # "module:object": its CompressHooks (fmkit/compress/tasks.py)
     runtime_inputs: str | None = None  # "module:Class": its runtime input preparation (fmkit/runtime/text.py)
     refusal: str = ""  # why an unlabelled bundle cannot be evaluated, compressed or served ({path})

@@ -22,6 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="texts per inference batch (default: 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-record", action="store_true", help="do not write the metrics into the manifest")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the baseline (logistic regression on the frozen base model's features, fitted on "
+                             "the bundle's training split and scored on the same rows)")
     add_verify_flag(parser)
     add_json_flag(parser)
     return parser
@@ -32,12 +35,14 @@ def run(args) -> int:
 
     args.config_model = EvaluateConfig
     cfg = EvaluateConfig(data=args.data, text_column=args.text_column, label_column=args.label_column,
-                         split=args.split, batch_size=args.batch_size, device=args.device)
+                         split=args.split, batch_size=args.batch_size, device=args.device,
+                         baseline=not args.no_baseline)
     metrics = evaluate_bundle(args.bundle, cfg, record=not args.no_record)
     if args.json:
         print_json(metrics)
     else:
         print(format_metrics_table({args.split: metrics}))
+        print_baseline(metrics)
         print("\nper class:")
         for label, values in metrics["per_class"].items():
             print(f"  {label}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
@@ -46,4 +51,30 @@ def run(args) -> int:
         print(f"\nconfusion matrix (rows true, columns predicted: {', '.join(confusion['labels'])}):")
         for label, row in zip(confusion["labels"], confusion["matrix"]):
             print(f"  {label}: {row}")
+    warn_below_baseline(metrics, args.split)
     return 0
+
+
+def print_baseline(metrics: dict) -> None:
+    """The baseline's figures on the same rows and the gain over it."""
+    from fmkit.evaluate.baseline import gain_points
+
+    baseline = metrics.get("baseline")
+    if not baseline:
+        print("\nbaseline: not measured (--no-baseline, a task without frozen features, or see the warning above)")
+        return
+    print(f"\nbaseline ({baseline['method']}, {baseline['encoder']}; measured {baseline.get('measured')}): "
+          f"accuracy {baseline['accuracy']:.4f}  macro_f1 {baseline['macro_f1']:.4f}  "
+          f"-> this model {gain_points(metrics, baseline):+.2f} accuracy points")
+
+
+def warn_below_baseline(metrics: dict, split: str) -> None:
+    """A loud warning on stderr (with --json too) when the model does not beat the baseline on these rows."""
+    import sys
+
+    from fmkit.evaluate.baseline import baseline_warning
+
+    baseline = metrics.get("baseline")
+    warning = baseline_warning(metrics, {**baseline, split: baseline}, split) if baseline else None
+    if warning:
+        print(f"\nWARNING: {warning}", file=sys.stderr)
