@@ -6,8 +6,12 @@ also names the starting point of ``fmkit pretrain``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from fmkit.bundle import read_manifest
 from fmkit.models import ResolvedModel
+from fmkit.tasks.base import TrainingSetup
 
 
 def base_model_record(base: ResolvedModel) -> dict:
@@ -22,7 +26,61 @@ def base_model_record(base: ResolvedModel) -> dict:
     return {"name": base.name, "path": str(base.path), "digest": content_digest(weights)}
 
 
-def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: float | None, seed: int):
+@dataclass
+class TextSetup(TrainingSetup):
+    """The text adapter's TrainingSetup: plus the few-shot plan when the run trains SetFit-style (else None)."""
+
+    few_shot: Any = None  # fmkit.finetune.fewshot.FewShotPlan
+
+
+# What --head-init auto picks, per pooling (measured on small real sets: docs/finetune.md, "Pooling and the head").
+AUTO_HEAD_INIT = {"pooler": "random"}
+AUTO_HEAD_INIT_POOLED = "random"
+
+
+def head_init_of(requested: str, pooling: str) -> str:
+    """The head's start: ``requested``, or for "auto" the measured default of that pooling."""
+    if requested != "auto":
+        return requested
+    return AUTO_HEAD_INIT.get(pooling, AUTO_HEAD_INIT_POOLED)
+
+
+def model_type_of(base: ResolvedModel) -> str:
+    """The base's transformers ``model_type`` ("bert" for MiniLM), from its config.json."""
+    import json
+
+    try:
+        return json.loads((base.path / "config.json").read_text(encoding="utf-8")).get("model_type", "?")
+    except (OSError, ValueError):
+        return "?"
+
+
+POOLINGS = ("auto", "pooler", "mean", "cls", "max")  # "pooler": [CLS] through BERT's pooler (transformers' default)
+
+
+def classifier_pooling(base: ResolvedModel, requested: str, model_type: str) -> str:
+    """The pooling the new head reads: ``requested``, or for "auto" the base's own sentence pooling when it declares
+    one (all-MiniLM-L6-v2: mean, in ``1_Pooling``) on a BERT encoder, else "pooler" (transformers' [CLS] pooler)."""
+    from fmkit.errors import BadInputError
+    from fmkit.models.pooling import read_pooling_mode
+
+    if requested == "auto":
+        declared = read_pooling_mode(base.path)
+        return declared if declared is not None and model_type == "bert" else "pooler"
+    if requested != "pooler" and model_type != "bert":
+        raise BadInputError(f"--pooling {requested}: sentence pooling heads are built for BERT encoders, and "
+                            f"{base.name} is {model_type!r}; use --pooling pooler (or auto)")
+    return requested
+
+
+def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: float | None, seed: int,
+                         pooling: str = "pooler", normalize: bool = False, max_length: int | None = None):
+    """(tokenizer, classifier) for ``label_names`` on ``base``; ``pooling`` as :func:`classifier_pooling` resolved it.
+
+    A sentence pooling ("mean", "cls", "max") builds a :class:`PooledBertForSequenceClassification`
+    (fmkit/models/text_classifier.py); ``normalize`` L2-normalises its embedding (few-shot: the
+    encoder is trained on cosine similarity).
+    """
     from fmkit.offline import enforce_offline
 
     enforce_offline()
@@ -31,6 +89,8 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
     from transformers.utils import logging as hf_logging
 
     from fmkit.bundle import loading_weights
+    from fmkit.models.text_classifier import (MAX_LENGTH_KEY, NORMALIZE_KEY, POOLING_KEY,
+                                              PooledBertForSequenceClassification)
 
     with loading_weights(base.path):
         config = AutoConfig.from_pretrained(str(base.path))
@@ -38,14 +98,20 @@ def load_base_classifier(base: ResolvedModel, label_names: list[str], dropout: f
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: index for index, label in enumerate(label_names)}
     config.problem_type = "single_label_classification"
+    pooled = pooling != "pooler"
+    setattr(config, POOLING_KEY, pooling if pooled else None)  # a pooled parent's setting must not leak into [CLS]
+    setattr(config, NORMALIZE_KEY, bool(normalize and pooled))
+    setattr(config, MAX_LENGTH_KEY, max_length)
+    config.architectures = None  # save_pretrained records the class it really is
     if dropout is not None:
         config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
     torch.manual_seed(seed)  # the new classifier head's initialisation
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected, not news
+    model_class = PooledBertForSequenceClassification if pooled else AutoModelForSequenceClassification
     try:
         with loading_weights(base.path):
-            model = AutoModelForSequenceClassification.from_pretrained(
+            model = model_class.from_pretrained(
                 str(base.path), config=config, use_safetensors=True, ignore_mismatched_sizes=True
             )
     finally:

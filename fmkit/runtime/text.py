@@ -47,10 +47,10 @@ class TextInputs:
 
     @staticmethod
     def load_torch_model(path: Path):
-        """The bundle's transformers classifier (safetensors only); callers verified the bundle."""
-        from transformers import AutoModelForSequenceClassification
+        """The bundle's transformers classifier (safetensors only; pooled heads too); callers verified the bundle."""
+        from fmkit.models.text_classifier import load_text_classifier
 
-        return AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+        return load_text_classifier(path)
 
     @staticmethod
     def torch_logits(model, tensors: dict):
@@ -65,13 +65,14 @@ def load_hf_classifier(path: Path):
     from fmkit.offline import enforce_offline
 
     enforce_offline()
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from fmkit.bundle import loading_weights
     from fmkit.bundle.store import refuse_pickles
+    from fmkit.models.text_classifier import load_text_classifier
 
     refuse_pickles(path)
     with loading_weights(path):
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+        model = load_text_classifier(path)
     return tokenizer, model
