@@ -205,3 +205,48 @@ def test_config_errors_are_all_reported():
 def test_resume_without_a_checkpoint_says_so(tiny_bert_dir, reviews_csv, tmp_path):
     with pytest.warns(UserWarning, match="no checkpoint in .*starts from the beginning"):
         run_finetune(config(tiny_bert_dir, reviews_csv, epochs=1), tmp_path / "fresh", resume=True)
+
+
+def test_auto_schedule_class_weights_and_checks_are_recorded(tiny_bert_dir, tmp_path):
+    """Issue 15: default epochs plan a step budget from the data size; a 5:1 imbalance turns class weights on;
+    the manifest records schedule, weights, status and per-class recall."""
+    from conftest import synthetic_reviews, write_csv
+
+    rows = [row for row in synthetic_reviews(720) if row[1] == "pos"][:300]
+    rows += [row for row in synthetic_reviews(720) if row[1] == "neg"][:60]
+    data = write_csv(tmp_path / "skewed.csv", rows)
+    cfg = FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(data)},
+                         train={"batch_size": 64, "learning_rate": 5e-3, "progress": False, "precision": "fp32"})
+    lines = []
+    manifest = run_finetune(cfg, tmp_path / "b", echo=lines.append)
+    training = manifest.training
+    assert training["schedule"]["source"] == "auto" and training["schedule"]["epochs"] == 40  # 5 steps per epoch
+    assert training["schedule"]["patience"] == 8 and training["steps"] <= training["schedule"]["total_steps"]
+    assert training["class_weights"]["mode"] == "sqrt" and training["class_weights"]["imbalance_ratio"] == 5.0
+    assert training["status"] == "ok" and manifest.metrics["test"]["min_recall"] > 0.5
+    assert any(line.startswith("schedule: 40 epochs") for line in lines)
+    assert any(line.startswith("class weights: sqrt") for line in lines)
+
+
+def test_a_collapsed_run_is_flagged_degenerate_with_cause_and_fix(tiny_bert_dir, reviews_csv, tmp_path):
+    cfg = config(tiny_bert_dir, reviews_csv, epochs=1, max_steps=2, learning_rate=1e-7)
+    with pytest.warns(UserWarning, match=r"DEGENERATE MODEL: .*Likely cause: too few optimizer steps \(2\).*Fix:"):
+        manifest = run_finetune(cfg, tmp_path / "b")
+    assert manifest.training["status"] == "degenerate"
+    assert manifest.training["collapse"]["split"] == "validation"
+    assert manifest.training["schedule"]["source"] == "epochs"  # explicit epochs win over auto
+
+
+def test_learning_rate_auto_is_recorded_and_refused_with_dp(tiny_bert_dir, reviews_csv, tmp_path):
+    from fmkit.errors import BadInputError
+    from fmkit.finetune.stage import check_method
+    from fmkit.tasks import TASKS
+
+    manifest = run_finetune(config(tiny_bert_dir, reviews_csv, epochs=4, learning_rate="auto", batch_size=8),
+                            tmp_path / "b")
+    search = manifest.training["learning_rate_search"]
+    assert search["steps"] <= 0.05 * search["budget_steps"] and manifest.training["learning_rate"] == search["learning_rate"]
+    private = FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)}, privacy={},
+                             train={"learning_rate": "auto"})
+    with pytest.raises(BadInputError, match="learning_rate=auto: the range test would train on the private data"):
+        check_method(TASKS.get("text-classification"), private)

@@ -56,7 +56,8 @@ class StreamingClassificationMetrics:
             "count": total,
             "accuracy": float(true_positive.sum() / total) if total else 0.0,
             "macro_precision": float(precision.mean()),
-            "macro_recall": float(recall.mean()),
+            "macro_recall": float(recall.mean()),  # = balanced accuracy
+            "min_recall": float(recall[support > 0].min()) if (support > 0).any() else 0.0,  # the worst-served class
             "macro_f1": float(f1.mean()),
             "weighted_precision": float((precision * weights).sum()),
             "weighted_recall": float((recall * weights).sum()),
@@ -70,6 +71,14 @@ class StreamingClassificationMetrics:
             },
             "confusion_matrix": {"labels": self.label_names, "matrix": self.confusion.tolist()},
         }
+
+
+def per_class_recall(metrics: dict) -> dict[str, float]:
+    """{class: recall} from a split's metrics (empty for metrics without classes, e.g. retrieval), rarest class first:
+    the number that shows a rare class the model gave up on."""
+    per_class = metrics.get("per_class") or {}
+    ordered = sorted(per_class.items(), key=lambda item: (item[1]["support"], item[0]))
+    return {name: values["recall"] for name, values in ordered}
 
 
 def metrics_from_logits(batches, label_ids, label_names) -> dict:

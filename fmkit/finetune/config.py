@@ -11,6 +11,7 @@ from fmkit.privacy.dp import DPConfig
 from fmkit.finetune.methods import FINETUNE_METHODS
 from fmkit.registry import parse_registered_options
 from fmkit.train.config import TrainConfig
+from fmkit.train.losses import LossConfig
 
 
 class FinetuneConfig(BaseModel):
@@ -24,6 +25,7 @@ class FinetuneConfig(BaseModel):
         default="full", description="full, lora, or a mapping {name: lora, r: 16, ...}", validate_default=True
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig, description="the classification loss and class weights")
     max_length: int = Field(
         128, ge=8, le=8192, description="tokens per text; longer texts are truncated (and counted)"
     )

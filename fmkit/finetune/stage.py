@@ -8,13 +8,17 @@ matrices. What differs between text and images lives in the adapter, not here.
 
 from __future__ import annotations
 
+import functools
+import logging
 import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from fmkit.bundle import LineageEntry, Manifest, write_bundle
 from fmkit.errors import BadInputError
+from fmkit.train.losses import criterion_for
 
 
 def checkpoint_dir_for(out: Path) -> Path:
@@ -45,16 +49,21 @@ def check_method(task, cfg) -> None:
                         "low precision is unvalidated); use auto or fp32")
     if cfg.train.max_steps is not None:
         problems.append("max_steps: the DP budget is planned over whole epochs; leave max_steps unset")
+    if cfg.train.learning_rate == "auto":
+        problems.append("learning_rate=auto: the range test would train on the private data without noise; give a "
+                        "learning rate")
     if problems:
         raise BadInputError("--privacy dp: " + "; ".join(problems))
 
 
 def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = False, keep_checkpoints: bool = False,
-                 data=None, hooks=None) -> Manifest:
+                 data=None, hooks=None, echo: Callable[[str], None] | None = None) -> Manifest:
     """Fine-tune ``cfg.model`` on ``cfg.data`` and write the bundle ``out`` (the task is ``cfg``'s: text by default).
 
-    ``data`` skips loading (an already loaded dataset); ``hooks`` wrap the training loop (tests, DP brings its own).
+    ``data`` skips loading (an already loaded dataset); ``hooks`` wrap the training loop (tests, DP brings its own);
+    ``echo`` gets the run's choices and warnings as lines (default: the ``fmkit.finetune`` logger).
     """
+    echo = echo or logging.getLogger("fmkit.finetune").info
     from fmkit.tasks import TASKS, task_of_config
     from fmkit.train import train
     from fmkit.train.precision import select_device
@@ -80,25 +89,39 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     def evaluate_split(name: str):
         return lambda m: task.split_metrics(setup, m, setup.inputs[name], label_ids[name], data.label_names, device)
 
-    train_cfg, dp_hooks = cfg.train, None
+    train_cfg, dp_hooks, planned = cfg.train, None, None
+    criterion, loss_facts = criterion_for(getattr(cfg, "loss", None), label_ids["train"], len(data.label_names))
+    loss_fn = functools.partial(task.loss, criterion=criterion) if criterion is not None else task.loss
     if getattr(cfg, "privacy", None) is not None:
+        cfg, planned = planned_for_privacy(cfg, len(label_ids["train"]), bool(label_ids["validation"]))
         train_cfg, hooks = private_training(task, setup, cfg, label_ids["train"], hooks)
         dp_hooks = hooks
+        if criterion is not None:
+            warnings.warn("class weights and focal loss do not apply with DP-SGD (Opacus clips through its own "
+                          "cross-entropy); training with plain cross-entropy", stacklevel=2)
+            loss_facts["applied"] = False
+    if loss_facts.get("class_weights", {}).get("mode", "none") != "none":
+        echo(f"class weights: {loss_facts['class_weights']['mode']} (largest/smallest class ratio "
+             f"{loss_facts['class_weights']['imbalance_ratio']}, threshold {loss_facts['class_weights']['threshold']})")
     has_validation = bool(label_ids["validation"])
     if not has_validation:
         warnings.warn("no validation split: early stopping is off and the last epoch is kept", stacklevel=2)
     checkpoints = checkpoint_dir_for(out)
     result = train(
-        model, task.batches(setup, cfg, setup.inputs["train"], label_ids["train"]), train_cfg, loss_fn=task.loss,
+        model, task.batches(setup, cfg, setup.inputs["train"], label_ids["train"]), train_cfg, loss_fn=loss_fn,
         evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m))) if has_validation else None,
-        checkpoint_dir=checkpoints, resume=resume, hooks=hooks,
+        checkpoint_dir=checkpoints, resume=resume, hooks=hooks, default_learning_rate=setup.default_learning_rate,
+        announce=echo,
     )
     if dp_hooks is not None:
         dp_hooks.cleanup()
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
+    checks = {**loss_facts, **({"schedule": planned.as_dict()} if planned else {})}
+    checks.update(training_checks(task, cfg, data, label_ids, metrics, {**result.as_dict(), **checks}, echo))
 
     manifest = finetune_manifest(task, setup, cfg, data, metrics, result, time.time() - started,
                                  private=dp_hooks is not None)
+    manifest.training.update(checks)
 
     def write_files(directory: Path) -> None:
         manifest.training.update(task.save(setup, model, cfg, directory))
@@ -120,6 +143,47 @@ def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: d
     for name, split_metrics in metrics.items():
         plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
                               f"{title}: {name}")
+
+
+def training_checks(task, cfg, data, label_ids, metrics: dict, training: dict, echo) -> dict:
+    """After training: collapse detection (``status``, ``collapse``) and the frozen-embedding baseline (``baseline``);
+    each problem is a loud warning and a line for ``echo``."""
+    from fmkit.finetune.collapse import collapse_message, detect_collapse
+
+    facts: dict = {"status": "ok"}
+    split = "validation" if "validation" in metrics else "test"
+    evidence = detect_collapse(metrics[split]) if split in metrics else None
+    if evidence is not None:
+        facts.update(status="degenerate", collapse={"split": split, **evidence})
+        _loudly(collapse_message(evidence, split, training), echo)
+    try:
+        from fmkit.evaluate.baseline import baseline_warning, frozen_baseline
+    except ImportError:  # the baseline module is optional until it lands
+        return facts
+    baseline = frozen_baseline(task, cfg, data, label_ids)
+    if baseline is not None:
+        facts["baseline"] = baseline
+        message = baseline_warning(metrics["test"], baseline) if "test" in metrics else None
+        if message:
+            _loudly(message, echo)
+    return facts
+
+
+def _loudly(message: str, echo) -> None:
+    warnings.warn(message, stacklevel=4)  # the caller of run_finetune
+    echo(f"WARNING: {message}")
+
+
+def planned_for_privacy(cfg, train_rows: int, evaluates: bool):
+    """(cfg with concrete epochs and patience, the plan): DP-SGD calibrates its noise to the epochs before training."""
+    import math
+
+    from fmkit.train.schedule import plan_schedule
+
+    if cfg.train.epochs != "auto" and cfg.train.early_stopping_patience != "auto":
+        return cfg, None
+    plan = plan_schedule(cfg.train, math.ceil(train_rows / cfg.train.batch_size), evaluates=evaluates)
+    return cfg.model_copy(update={"train": plan.apply(cfg.train)}), plan
 
 
 def private_training(task, setup, cfg, train_label_ids, hooks):

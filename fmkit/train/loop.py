@@ -25,6 +25,7 @@ from fmkit.train.checkpoint import load_best, load_checkpoint, save_best, save_c
 from fmkit.train.config import TrainConfig
 from fmkit.train.hooks import TrainHooks, check_hooks
 from fmkit.train.precision import autocast, resolve_precision, select_device
+from fmkit.train.schedule import Schedule, plan_schedule
 
 __all__ = ["BatchSource", "TrainHooks", "TrainResult", "default_loss", "linear_schedule", "parameter_groups", "train"]
 
@@ -52,6 +53,9 @@ class TrainResult:
     samples_per_second: float
     history: list[dict] = field(default_factory=list)
     hooks: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=dict)  # the step budget and why (fmkit/train/schedule.py)
+    learning_rate: float | None = None  # the peak rate trained with
+    learning_rate_search: dict | None = None  # the range test's sweep and pick when learning_rate was auto
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -90,7 +94,7 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 def _fresh_state() -> dict:
     """The loop's counters: what a checkpoint saves and ``--resume`` restores."""
-    return {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_step": None, "bad_evals": 0,
+    return {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_loss": None, "best_step": None, "bad_evals": 0,
             "history": [], "stopped_early": False, "hooks": {}}
 
 
@@ -111,6 +115,8 @@ class _Run:
     checkpoint_dir: Path
     device: torch.device
     precision: str
+    schedule: Schedule
+    learning_rate_search: dict | None = None
     state: dict = field(default_factory=_fresh_state)
     seen_examples: int = 0
     train_seconds: float = 0.0
@@ -128,8 +134,15 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     hooks: TrainHooks | None = None,
+    default_learning_rate: float | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place; on return it holds the best validation weights."""
+    """Train ``model`` in place; on return it holds the best validation weights.
+
+    ``epochs``/``early_stopping_patience`` ``auto`` are planned from the data size (fmkit/train/schedule.py);
+    ``learning_rate`` ``auto`` runs a range test around ``default_learning_rate`` first (fmkit/train/lr_range.py;
+    it trains the bare model with ``loss_fn``, outside the hooks). ``announce`` gets one line per choice.
+    """
     hooks = check_hooks(hooks)
     if cfg.learning_rate is None:
         raise ValueError("TrainConfig.learning_rate is unset; the calling stage must resolve its default")
@@ -138,36 +151,56 @@ def train(
     else:
         directory = contextlib.nullcontext(str(checkpoint_dir))
     with directory as checkpoints:
-        run = _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, Path(checkpoints))
+        run = _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, Path(checkpoints),
+                       default_learning_rate, announce or (lambda line: None))
         if resume:
             _restore(run)
         _run_epochs(run)
         return _result(run)
 
 
-def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, checkpoint_dir) -> _Run:
-    """Device, precision, seed, optimizer and schedule; the hooks wrap model, optimizer and batches."""
+def _plan(cfg: TrainConfig, batches, evaluates: bool) -> Schedule:
+    steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
+    return plan_schedule(cfg, steps_per_epoch, evaluates=evaluates, fixed_epochs=getattr(batches, "fixed_epochs", None))
+
+
+def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, checkpoint_dir,
+             default_learning_rate, announce) -> _Run:
+    """Device, precision, seed, the step budget, the learning rate, optimizer and LR schedule; the hooks wrap
+    model, optimizer and batches."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     model.to(device)
+    search = None
+    if cfg.learning_rate == "auto":
+        from fmkit.train.lr_range import find_learning_rate
+
+        budget = _plan(cfg, batches, evaluate_fn is not None).total_steps
+        rate, search = find_learning_rate(model, batches, loss_fn, cfg, device, precision, budget_steps=budget,
+                                          default=default_learning_rate)
+        announce(f"learning rate {rate:.2e} (auto: {search.get('why') or search.get('skipped')}; "
+                 f"{search.get('steps', 0)} range-test steps of a {budget}-step budget)")
+        cfg = cfg.model_copy(update={"learning_rate": rate})
+        torch.manual_seed(cfg.seed)  # training starts as it would have without the test
     # The fused kernel updates all parameters in one pass: ~20% faster steps on CPU for MiniLM.
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=fused)
     model, optimizer, batches = hooks.setup(model, optimizer, batches)
-    steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
+    schedule = _plan(cfg, batches, evaluate_fn is not None)  # on the hooks' batches (DP samples its own)
+    announce(f"schedule: {schedule.reason}")
+    cfg = schedule.apply(cfg)
+    total_steps = schedule.total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps)
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     return _Run(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, batches=batches, hooks=hooks,
                 cfg=cfg, loss_fn=hooks.wrap_loss(loss_fn), evaluate_fn=evaluate_fn, selection_metric=selection_metric,
-                checkpoint_dir=checkpoint_dir, device=device, precision=precision)
+                checkpoint_dir=checkpoint_dir, device=device, precision=precision, schedule=schedule,
+                learning_rate_search=search)
 
 
 def _restore(run: _Run) -> None:
@@ -292,10 +325,15 @@ def _evaluate(run: _Run, epoch_float: float) -> bool:
     state = run.state
     metrics = run.evaluate_fn(run.model)
     run.model.train()
-    score = metrics[run.selection_metric]
+    score, loss = metrics[run.selection_metric], metrics.get("log_loss")
     state["history"].append({"epoch": round(epoch_float, 3), "step": state["step"], **metrics})
-    if state["best"] is None or score > state["best"]:
+    # A tie broken by a lower validation loss: a model stuck predicting one class keeps the same macro-F1 for
+    # several epochs while it learns, and must not be stopped for that (issue 15's LoRA collapse).
+    tied_but_better = (score == state["best"] and loss is not None and state.get("best_loss") is not None
+                       and loss < state["best_loss"])
+    if state["best"] is None or score > state["best"] or tied_but_better:
         state["best"], state["best_step"], state["bad_evals"] = score, state["step"], 0
+        state["best_loss"] = loss
         save_best(run.checkpoint_dir, run.model)
     else:
         state["bad_evals"] += 1
@@ -320,4 +358,7 @@ def _result(run: _Run) -> TrainResult:
         samples_per_second=round(run.seen_examples / run.train_seconds, 2) if run.train_seconds else 0.0,
         history=state["history"],
         hooks=run.hooks.summary(),
+        schedule=run.schedule.as_dict(),
+        learning_rate=run.cfg.learning_rate,
+        learning_rate_search=run.learning_rate_search,
     )

@@ -19,10 +19,13 @@ NAMES = {
     "data.seed": "--split-seed",
     "privacy.max_grad_norm": "--max-grad-norm",
     "privacy.dropout": "--dp-dropout",
+    "loss.function": "--loss",
 }
-ARGUMENTS = {"data.source": {"metavar": "PATH|NAME"}}
+ARGUMENTS = {"data.source": {"metavar": "PATH|NAME"}, "train.epochs": {"metavar": "N|auto"},
+             "train.learning_rate": {"metavar": "X|auto"}, "train.early_stopping_patience": {"metavar": "N|auto|none"}}
 DEFAULT_METHOD = "full"  # FinetuneConfig.method's default
-TITLES = {"data": "data", "train": "training", "privacy": "differential privacy (DP-SGD, Opacus; with --privacy dp)"}
+TITLES = {"data": "data", "train": "training", "loss": "loss and class balance",
+          "privacy": "differential privacy (DP-SGD, Opacus; with --privacy dp)"}
 
 EPILOG = """\
 examples:
@@ -108,8 +111,10 @@ def run(args) -> int:
 
     args.config_model = FinetuneConfig
     cfg = build_config(args)
+    import sys
+
     manifest = run_finetune(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
-                            keep_checkpoints=args.keep_checkpoints)
+                            keep_checkpoints=args.keep_checkpoints, echo=lambda line: print(line, file=sys.stderr))
     if args.json:
         print_json({"bundle": args.out, "content_digest": manifest.content_digest, "metrics": manifest.metrics,
                     "training": manifest.training})
@@ -122,4 +127,20 @@ def run(args) -> int:
             print(f"DP-SGD: ε = {dp['epsilon']:.3f} (target {dp['target_epsilon']}), δ = {dp['delta']:.2e}, "
                   f"{dp['accountant']} accountant, noise multiplier {dp['noise_multiplier']:.3f}, C = {dp['max_grad_norm']}")
         print(format_metrics_table(manifest.metrics))
+        for line in recall_lines(manifest.metrics):
+            print(line)
+        if training.get("status") == "degenerate":
+            print("status: DEGENERATE (see the warning above; training.collapse in the manifest)")
     return 0
+
+
+def recall_lines(metrics: dict) -> list[str]:
+    """Per-class recall of each split: on imbalanced data the headline accuracy hides a class left at zero."""
+    from fmkit.evaluate.metrics import per_class_recall
+
+    lines = []
+    for split, split_metrics in metrics.items():
+        recall = per_class_recall(split_metrics)
+        if recall:
+            lines.append(f"{split} recall per class: " + ", ".join(f"{name} {value:.3f}" for name, value in recall.items()))
+    return lines

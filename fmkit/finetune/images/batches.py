@@ -57,8 +57,10 @@ class ImageBatches:
             yield {"pixel_values": pixels, "labels": self.labels[rows]}
 
 
-def image_loss(model, batch: dict) -> torch.Tensor:
-    return F.cross_entropy(model(batch["pixel_values"]).float(), batch["labels"])
+def image_loss(model, batch: dict, criterion=None) -> torch.Tensor:
+    """Cross-entropy, or ``criterion(logits, labels)`` (class-weighted, focal: fmkit/train/losses.py)."""
+    logits = model(batch["pixel_values"]).float()
+    return criterion(logits, batch["labels"]) if criterion is not None else F.cross_entropy(logits, batch["labels"])
 
 
 @torch.inference_mode()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fmkit.data.images.config import ImageDataConfig
 from fmkit.tasks.image_classification import NAME as TASK
 from fmkit.train.config import TrainConfig
+from fmkit.train.losses import LossConfig
 
 
 class ImageFinetuneConfig(BaseModel):
@@ -20,6 +21,7 @@ class ImageFinetuneConfig(BaseModel):
     model: str = Field("cnn", description="cnn, efficientnet-lite0, or an image-classification bundle to continue")
     data: ImageDataConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig, description="the classification loss and class weights")
     input_size: int | None = Field(
         None, description="pixels per side the network sees; images are resized inside the model (default: cnn the "
         "data's size, efficientnet-lite0 224; 64-96 is far cheaper for 28x28 data)")

@@ -23,4 +23,5 @@ def save(model, directory, options: FullOptions) -> dict:
     return {"trainable_parameters": sum(p.numel() for p in model.parameters())}
 
 
-FINETUNE_METHODS.register("full")(FinetuneMethod(FullOptions, prepare, save, default_learning_rate=5e-5))
+FINETUNE_METHODS.register("full")(FinetuneMethod(FullOptions, prepare, save, default_learning_rate=6e-5,
+                                                                  max_learning_rate=3e-4))

@@ -96,4 +96,5 @@ def save(model, directory, options: LoraOptions) -> dict:
     return {"trainable_parameters": trainable, "total_parameters": total, "adapter": ADAPTER_DIR, "merged": True}
 
 
-FINETUNE_METHODS.register("lora")(FinetuneMethod(LoraOptions, prepare, save, default_learning_rate=5e-4))
+FINETUNE_METHODS.register("lora")(FinetuneMethod(LoraOptions, prepare, save, default_learning_rate=5e-4,
+                                                                  max_learning_rate=3e-3))
