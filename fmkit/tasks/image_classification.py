@@ -112,10 +112,44 @@ def evaluation_inputs(runtime, data, rows) -> tuple:
     return runtime.prepare(data.images[rows]), {}  # to the bundle's channels and size, as at training time
 
 
+def frozen_features(cfg, data, rows: dict) -> tuple[str, dict]:
+    """The base network's penultimate features (what its last linear layer reads) of each split's images, frozen.
+
+    The network is the one ``prepare`` starts from (ImageNet EfficientNet-Lite0, a bundle to continue, or the
+    CNN's random init), so the baseline is a linear probe on exactly what fine-tuning begins with.
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from fmkit.finetune.images.batches import iter_image_logits
+    from fmkit.finetune.images.model import build_model
+    from fmkit.train.precision import resolve_precision, select_device
+
+    model, config, base = build_model(cfg, data)
+    head = [module for module in model.modules() if isinstance(module, nn.Linear)][-1]  # the classifier layer
+    captured = []
+    hook = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].float().cpu().numpy()))
+    device = select_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    features = {}
+    try:
+        model.to(device)
+        for split, indices in rows.items():
+            captured.clear()
+            for _ in iter_image_logits(model, data.images[np.asarray(indices, dtype=np.int64)], 256, device, precision):
+                pass
+            features[split] = (np.concatenate(captured) if captured else np.zeros((0, head.in_features), np.float32))
+    finally:
+        hook.remove()
+    weights = base.get("weights") or f"continued from {Path(base['name']).name}"  # a bundle records no "weights"
+    return f"{config['architecture']} ({weights}, frozen)", features
+
+
 ADAPTER = register_task(TaskAdapter(
     NAME, "a label per image (a small CNN from scratch, EfficientNet-Lite0 transfer)",
     Capabilities(finetune_methods=("full",), serves="images"),
     examples="images", finetune_config="fmkit.finetune.images.config:ImageFinetuneConfig", claims=claims,
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
-    data_config=data_config, evaluation_inputs=evaluation_inputs,
+    data_config=data_config, evaluation_inputs=evaluation_inputs, frozen_features=frozen_features,
     compress="fmkit.compress.images:IMAGE_HOOKS", runtime_inputs="fmkit.runtime.images:ImageInputs"))

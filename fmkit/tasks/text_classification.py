@@ -103,10 +103,60 @@ def evaluation_inputs(runtime, data, rows) -> tuple:
     return encoded, {"truncated_texts": encoded.truncated}
 
 
+def frozen_features(cfg, data, rows: dict) -> tuple[str, dict]:
+    """The frozen base encoder's pooled embeddings of each split's rows: what the baseline probe is fitted on.
+
+    Pooled the way the base was trained (its sentence-transformers ``1_Pooling``; mean when it declares none),
+    so the baseline is the one a user would write with that encoder; nothing is trained here.
+    """
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from fmkit.bundle import loading_weights
+    from fmkit.data.batching import encode_texts, pad_batch, sorted_batches
+    from fmkit.models import resolve_model
+    from fmkit.models.pooling import pool, read_pooling_mode
+    from fmkit.offline import enforce_offline
+    from fmkit.train.precision import autocast, resolve_precision, select_device
+
+    enforce_offline()
+    base = resolve_model(cfg.model)
+    mode = read_pooling_mode(base.path) or "mean"
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # a classifier checkpoint's unused head weights are expected here
+    hf_logging.disable_progress_bar()
+    try:
+        with loading_weights(base.path):
+            tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+            encoder = AutoModel.from_pretrained(str(base.path), use_safetensors=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    device = select_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    encoder.to(device).eval()
+    features = {}
+    for split, indices in rows.items():
+        encoded = encode_texts(tokenizer, [data.texts[i] for i in indices], cfg.max_length, warn=False)
+        pooled = np.zeros((len(indices), encoder.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for batch_rows in sorted_batches(encoded.lengths, EVALUATION_BATCH):
+                batch = {k: v.to(device) for k, v in pad_batch([encoded.input_ids[i] for i in batch_rows],
+                                                               tokenizer.pad_token_id).items()}
+                with autocast(precision, device):
+                    hidden = encoder(**batch).last_hidden_state
+                pooled[batch_rows] = pool(hidden.float(), batch["attention_mask"], mode).cpu().numpy()
+        features[split] = pooled
+    return f"{base.name} ({mode} pooling, frozen)", features
+
+
 ADAPTER = register_task(TaskAdapter(
     NAME, "a label per text (MiniLM and other BERT-family encoders)",
     Capabilities(finetune_methods=("full", "lora"), dp=True, serves="texts", explanations=True),
     examples="texts", finetune_config="fmkit.finetune.config:FinetuneConfig",
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
-    dp_hooks=dp_hooks, data_config=data_config, evaluation_inputs=evaluation_inputs,
+    dp_hooks=dp_hooks, data_config=data_config, evaluation_inputs=evaluation_inputs, frozen_features=frozen_features,
     compress="fmkit.compress.tasks:TEXT_HOOKS", runtime_inputs="fmkit.runtime.text:TextInputs"))
