@@ -1,7 +1,8 @@
 """The layers, read from the import graph (every ``import``, at module level and inside functions).
 
-core (bundle, data, train, tasks) never imports cli, recipe or serve; compress, privacy and audit
-never import each other (what they share lives below them); serve never imports train; no two
+core (bundle, data, train, tasks) never imports cli, recipe, serve or apps; nothing but cli, recipe and
+serve imports apps; compress, privacy and audit never import each other (what they share lives below
+them); serve never imports train; no two
 modules import each other at module level; and ``import fmkit``, every ``*/config.py`` and
 ``fmkit run --list-stages`` load no torch.
 """
@@ -18,7 +19,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fmkit"
 CORE = ("bundle", "data", "train", "tasks")
-ABOVE_CORE = ("cli", "recipe", "serve")
+ABOVE_CORE = ("cli", "recipe", "serve", "apps")
+USER_FACING = ("cli", "recipe", "serve")  # may use an app (fmkit assistant, the assistant endpoint)
+APPS = ("apps",)  # applications built from the stages, like a user would: nothing below them imports them
 SIBLINGS = ("compress", "privacy", "audit")  # stages beside each other: none may import another
 
 
@@ -88,6 +91,15 @@ def test_core_never_imports_cli_recipe_or_serve():
 @pytest.mark.parametrize("package", SIBLINGS)
 def test_compress_privacy_and_audit_never_import_each_other(package):
     assert imports_between({package}, set(SIBLINGS) - {package}) == []
+
+
+def test_nothing_below_the_apps_imports_them():
+    below = {layer(module) for module in import_graph()} - set(APPS) - set(USER_FACING)
+    assert imports_between(below, set(APPS)) == []
+
+
+def test_the_apps_layer_is_seen():
+    assert "apps" in {layer(module) for module in import_graph()}
 
 
 def test_serve_never_imports_train():
