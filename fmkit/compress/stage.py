@@ -125,7 +125,8 @@ def run_compress(bundle: Path, cfg: CompressConfig, out: Path, *, overwrite: boo
     def measure_before_publish(directory: Path, _manifest: Manifest) -> None:
         hooks = compress_hooks(parent)
         inputs, labels = hooks.test_inputs(context)  # texts, or images for an image bundle
-        metrics = evaluate_variant(directory, inputs, labels, parent.labels)
+        metrics = (hooks.evaluate(directory, context) if hooks.evaluate is not None  # a ranking task's own metrics
+                   else evaluate_variant(directory, inputs, labels, parent.labels))
         step, total = accuracy_drops(parent.metrics["test"]["accuracy"], reference, metrics["accuracy"])
         applies_to = "total" if cfg.accuracy_budget == "total" and total is not None else "step"
         drop = total if applies_to == "total" else step

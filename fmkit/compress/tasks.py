@@ -31,6 +31,9 @@ class CompressHooks:
     group_of: Callable[[str], str] | None = None  # ONNX node name -> its block (static INT8's fallback unit)
     static_op_types: tuple[str, ...] = ()  # what static INT8 quantizes
     transformers_model: Callable | None = None  # (context) -> (tokenizer, BERT-family classifier) to edit or train
+    # (variant path, context) -> test metrics with "accuracy", for a task that is not scored from a classifier's
+    # logits (text retrieval ranks its index); None: the stage's shared classifier evaluation.
+    evaluate: Callable | None = None
 
     def has(self, needs) -> bool:
         return all(getattr(self, name) is not None for name in needs)
@@ -149,3 +152,18 @@ TEXT_HOOKS = CompressHooks(
     load_data=_text_data, test_inputs=_text_test, measure=_text_measure,
     export_fp32=_text_export, calibration_feeds=_text_calibration, validation_feeds=_text_validation,
     static_op_types=("MatMul", "Gemm", "Gather"), group_of=_text_group, transformers_model=_text_model)
+
+
+# -- text retrieval (fmkit/retrieval/export.py): an encoder graph, scored by ranking its index ----------------
+
+def _retrieval(name: str):
+    def call(*args):
+        from fmkit.retrieval import export
+
+        return getattr(export, name)(*args)
+    return call
+
+
+RETRIEVAL_HOOKS = CompressHooks(
+    load_data=_retrieval("parent_data"), test_inputs=_retrieval("test_queries"), measure=_retrieval("measure_encoder"),
+    export_fp32=_retrieval("export_fp32"), evaluate=_retrieval("evaluate_variant"))

@@ -1,0 +1,91 @@
+"""The text-retrieval finetune config: (query, document) pairs, the bi-encoder's loss and its negatives.
+
+``fmkit finetune --task text-retrieval --data faq.csv --query-column q --document-column a`` fills
+it: every field with a description becomes a flag (fmkit/cli/from_config.py). Importing it loads no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+
+from fmkit.finetune.methods import FINETUNE_METHODS
+from fmkit.registry import parse_registered_options
+from fmkit.train.config import TrainConfig
+
+TASK = "text-retrieval"
+
+
+class RetrievalDataConfig(BaseModel):
+    """A table of (query, document) pairs: a file (CSV/TSV/JSONL/Parquet) or a built-in dataset name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="path to CSV/TSV/JSONL/Parquet of pairs, or a built-in dataset (support-faq)")
+    query_column: str = Field("query", description="column holding the query (a customer's question)")
+    document_column: str = Field("document", description="column holding the document it should find (the answer)")
+    format: str = Field("auto", description="auto (from the suffix), csv, tsv, jsonl or parquet")
+    validation_fraction: float = Field(0.1, description="share of the questions held out for early stopping")
+    test_fraction: float = Field(0.2, description="share of the questions held out for the final test")
+    seed: int = Field(0, description="seed of the question split")
+    max_rows: int | None = Field(None, description="keep a seeded sample of this many pairs (quick runs, tests)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RetrievalDataConfig":
+        errors = []
+        if self.format not in ("auto", "csv", "tsv", "jsonl", "parquet"):
+            errors.append(f"format={self.format!r}: use auto, csv, tsv, jsonl or parquet")
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                errors.append(f"{name}={value}: must be in [0, 1)")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            errors.append(f"validation_fraction + test_fraction = {self.validation_fraction + self.test_fraction:.2f}"
+                          " leaves under 10% for training; lower them")
+        if self.query_column == self.document_column:
+            errors.append(f"query_column and document_column are both {self.query_column!r}; name two columns")
+        if self.max_rows is not None and self.max_rows < 10:
+            errors.append(f"max_rows={self.max_rows}: need at least 10 pairs, or leave it unset for all")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+
+def _retrieval_training() -> TrainConfig:
+    # A bi-encoder on a few hundred pairs: a handful of epochs of in-batch negatives (sentence-transformers'
+    # MNRL recipe), early-stopped on validation MRR@10; each pair is 2-3 forward passes, so fewer epochs than a head.
+    return TrainConfig(epochs=4, batch_size=32, early_stopping_patience=2)
+
+
+class RetrievalFinetuneConfig(BaseModel):
+    """``fmkit finetune --task text-retrieval``: a base encoder + (query, document) pairs -> an encoder bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["text-retrieval"] = TASK
+    model: str = Field("minilm", description="built-in name (minilm), local HF directory or fmkit bundle")
+    data: RetrievalDataConfig
+    method: SerializeAsAny[BaseModel] = Field(
+        default="full", description="full, lora, or a mapping {name: lora, r: 16, ...}", validate_default=True)
+    train: TrainConfig = Field(default_factory=_retrieval_training)
+    max_length: int = Field(256, ge=8, le=8192, description="tokens per query or document; longer ones are truncated")
+    scale: float = Field(20.0, gt=0, le=1000, description="similarity scale of the in-batch-negatives loss "
+                                                          "(cosine x scale are the logits; sentence-transformers: 20)")
+    symmetric: bool = Field(False, description="also train document -> query (the symmetric in-batch-negatives loss)")
+    hard_negatives: int = Field(1, ge=0, le=16, description="hard negatives per query, mined with the zero-shot "
+                                                            "encoder from the documents ranked just below the "
+                                                            "answer (0: in-batch negatives only)")
+    mining_depth: int = Field(20, ge=1, le=1000, description="how many top-ranked documents the hard negatives are "
+                                                             "chosen from")
+    mining_margin: float = Field(0.05, ge=0, lt=1, description="skip a candidate scoring above (1 - margin) x the "
+                                                              "answer's score: likely another right answer")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> BaseModel:
+        return parse_registered_options(value, FINETUNE_METHODS)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name  # type: ignore[attr-defined]

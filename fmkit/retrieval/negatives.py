@@ -1,0 +1,44 @@
+"""Hard negatives mined from a first pass with the zero-shot encoder.
+
+For each training query the base encoder ranks the whole index; its hard negatives are the
+highest-ranked documents that are not one of its answers and score below ``(1 - margin)`` of its
+answer (a candidate scoring as high as the answer is likely another right answer: the
+false-negative filter of sentence-transformers' ``mine_hard_negatives``, relative margin). A query
+with too few such candidates in ``depth`` gets seeded random documents for the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mine_hard_negatives(query_vectors: np.ndarray, document_vectors: np.ndarray, positives: list[int],
+                        relevant: list[set[int]], count: int, depth: int, margin: float, seed: int) -> tuple:
+    """(rows x count) document positions, and facts: how many came from the ranking, their mean rank."""
+    from fmkit.retrieval.metrics import top_ranked
+
+    if count == 0 or not len(query_vectors):
+        return np.zeros((len(query_vectors), 0), dtype=np.int64), {"hard_negatives": 0}
+    rng = np.random.default_rng(seed)
+    ranked = top_ranked(query_vectors, document_vectors, min(depth + max(len(r) for r in relevant),
+                                                           len(document_vectors)))
+    chosen = np.empty((len(query_vectors), count), dtype=np.int64)
+    mined, ranks = 0, []
+    for row, (top, positive, right) in enumerate(zip(ranked, positives, relevant)):
+        ceiling = (1 - margin) * float(query_vectors[row] @ document_vectors[positive])
+        picks = []
+        for rank, position in enumerate(top[:depth + len(right)]):
+            if position not in right and float(query_vectors[row] @ document_vectors[position]) <= ceiling:
+                picks.append(int(position))
+                ranks.append(rank + 1)
+                if len(picks) == count:
+                    break
+        mined += len(picks)
+        while len(picks) < count:  # too few hard ones: random documents that are not an answer
+            candidate = int(rng.integers(len(document_vectors)))
+            if candidate not in right and (candidate not in picks or len(document_vectors) <= len(right) + len(picks)):
+                picks.append(candidate)
+        chosen[row] = picks
+    facts = {"hard_negatives": count, "mined": mined, "random_fill": len(query_vectors) * count - mined,
+             "mean_rank": round(float(np.mean(ranks)), 2) if ranks else None, "depth": depth, "margin": margin}
+    return chosen, facts
