@@ -250,3 +250,13 @@ def test_learning_rate_auto_is_recorded_and_refused_with_dp(tiny_bert_dir, revie
                              train={"learning_rate": "auto"})
     with pytest.raises(BadInputError, match="learning_rate=auto: the range test would train on the private data"):
         check_method(TASKS.get("text-classification"), private)
+
+
+def test_dp_keeps_three_epochs_under_auto(tiny_bert_dir, reviews_csv):
+    from fmkit.finetune.stage import planned_for_privacy
+
+    cfg = FinetuneConfig(model=str(tiny_bert_dir), data={"source": str(reviews_csv)}, privacy={},
+                         train={"batch_size": 16, "learning_rate": 5e-3})
+    planned, plan = planned_for_privacy(cfg, 320, evaluates=True)
+    assert (planned.train.epochs, planned.train.early_stopping_patience) == (3, 2)
+    assert plan.source == "privacy" and "DP-SGD keeps 3 epochs" in plan.reason

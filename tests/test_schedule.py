@@ -223,3 +223,28 @@ def test_macro_f1_at_chance_is_degenerate_and_a_real_model_is_not():
     # a class that really is 85% of the rows may take 95% of the predictions without being called a collapse
     assert detect_collapse(_metrics([[85, 0], [10, 5]], labels=("x", "y"))) is None
     assert detect_collapse(_metrics([[3, 0], [2, 0]], labels=("x", "y"))) is None  # too few rows to say
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------
+
+def test_finetune_flags_reach_the_schedule_lr_and_loss_settings():
+    from fmkit.cli.commands.finetune import build_config
+    from fmkit.cli.main import build_parser
+
+    args = build_parser().parse_args(["finetune", "--data", "x.csv", "--out", "o", "--epochs", "auto", "--learning-rate",
+                                      "auto", "--patience", "5", "--class-weights", "balanced", "--loss", "focal",
+                                      "--focal-gamma", "1.5"])
+    cfg = build_config(args)
+    assert (cfg.train.epochs, cfg.train.learning_rate, cfg.train.early_stopping_patience) == ("auto", "auto", 5)
+    assert (cfg.loss.class_weights, cfg.loss.function, cfg.loss.focal_gamma) == ("balanced", "focal", 1.5)
+    explicit = build_config(build_parser().parse_args(["finetune", "--data", "x.csv", "--out", "o", "--epochs", "12",
+                                                       "--learning-rate", "1.5e-4"]))
+    assert (explicit.train.epochs, explicit.train.learning_rate) == (12, 1.5e-4)
+
+
+def test_recall_lines_list_the_rarest_class_first():
+    from fmkit.cli.commands.finetune import recall_lines
+
+    metrics = {"test": _metrics([[20, 0], [3, 2]], labels=("common", "rare"))}
+    assert metrics["test"]["min_recall"] == pytest.approx(0.4)
+    assert recall_lines(metrics) == ["test recall per class: rare 0.400, common 1.000"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
@@ -30,6 +30,16 @@ class FinetuneConfig(BaseModel):
         128, ge=8, le=8192, description="tokens per text; longer texts are truncated (and counted)"
     )
     dropout: float | None = Field(None, ge=0, lt=1, description="override the model's hidden/attention dropout")
+    pooling: Literal["auto", "pooler", "mean", "cls", "max"] = Field(
+        "auto", description="what the text head reads: auto = the base's own sentence pooling when it declares one "
+                            "(all-MiniLM-L6-v2: mean, 1_Pooling), else pooler ([CLS] through BERT's pooler)")
+    head_init: Literal["auto", "random", "probe"] = Field(
+        "auto", description="text head start: probe = a logistic-regression probe on the pooled embeddings "
+                            "(LP-FT), random = a fresh head; auto = the measured default (docs/finetune.md)")
+    few_shot: Literal["auto", "on", "off"] = Field(
+        "auto", description="SetFit-style few-shot mode (contrastive pairs, then a logistic-regression head); "
+                            "auto: on for full fine-tuning with <= few_shot_max_per_class training rows per class")
+    few_shot_max_per_class: int = Field(30, ge=1, description="few_shot auto's threshold: training rows per class")
     privacy: DPConfig | None = Field(None, description="DP-SGD settings (target_epsilon, delta, max_grad_norm, ...); "
                                                       "null trains without differential privacy")
 

@@ -26,9 +26,10 @@ def checkpoint_dir_for(out: Path) -> Path:
     return out.with_name(out.name + ".checkpoints")
 
 
-def headline_metrics(metrics: dict) -> dict:
-    """Accuracy, macro-F1 and log-loss: what the training loop logs and early-stops on after each evaluation."""
-    return {k: metrics[k] for k in ("accuracy", "macro_f1", "log_loss")}
+def headline_metrics(metrics: dict, keys=("accuracy", "macro_f1", "log_loss")) -> dict:
+    """What the training loop logs and early-stops on after each evaluation: the task's headline metrics
+    (``TaskAdapter.headline_metrics``; a classifier's accuracy, macro-F1 and log-loss)."""
+    return {k: metrics[k] for k in keys}
 
 
 def check_method(task, cfg) -> None:
@@ -109,7 +110,8 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     checkpoints = checkpoint_dir_for(out)
     result = train(
         model, task.batches(setup, cfg, setup.inputs["train"], label_ids["train"]), train_cfg, loss_fn=loss_fn,
-        evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m))) if has_validation else None,
+        evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m), task.headline_metrics))
+        if has_validation else None, selection_metric=task.selection_metric,
         checkpoint_dir=checkpoints, resume=resume, hooks=hooks, default_learning_rate=setup.default_learning_rate,
         announce=echo,
     )
@@ -141,6 +143,8 @@ def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: d
 
     write_split(directory, data.fingerprint, split_seed, data.splits)
     for name, split_metrics in metrics.items():
+        if "confusion_matrix" not in split_metrics:  # a task that ranks (retrieval) has no confusion matrix
+            continue
         plot_confusion_matrix(split_metrics["confusion_matrix"], directory / REPORTS_DIR / f"confusion_{name}.png",
                               f"{title}: {name}")
 
@@ -175,15 +179,26 @@ def _loudly(message: str, echo) -> None:
 
 
 def planned_for_privacy(cfg, train_rows: int, evaluates: bool):
-    """(cfg with concrete epochs and patience, the plan): DP-SGD calibrates its noise to the epochs before training."""
+    """(cfg with concrete epochs and patience, the plan): DP-SGD calibrates its noise to the epochs before training.
+
+    ``epochs: auto`` keeps DP at the 3 epochs it always had: more epochs spend the same ε over more steps, so
+    each step gets more noise, and the step-budget reasoning of fmkit/train/schedule.py does not carry over.
+    """
+    import dataclasses
     import math
 
-    from fmkit.train.schedule import plan_schedule
+    from fmkit.train.schedule import AUTO_MIN_EPOCHS, plan_schedule
 
     if cfg.train.epochs != "auto" and cfg.train.early_stopping_patience != "auto":
         return cfg, None
-    plan = plan_schedule(cfg.train, math.ceil(train_rows / cfg.train.batch_size), evaluates=evaluates)
-    return cfg.model_copy(update={"train": plan.apply(cfg.train)}), plan
+    train_cfg = cfg.train
+    if train_cfg.epochs == "auto":
+        train_cfg = train_cfg.model_copy(update={"epochs": AUTO_MIN_EPOCHS})
+    plan = plan_schedule(train_cfg, math.ceil(train_rows / cfg.train.batch_size), evaluates=evaluates)
+    if cfg.train.epochs == "auto":
+        plan = dataclasses.replace(plan, source="privacy", reason=plan.reason.replace(
+            f"epochs={AUTO_MIN_EPOCHS} given", f"DP-SGD keeps {AUTO_MIN_EPOCHS} epochs (its noise is calibrated to them)"))
+    return cfg.model_copy(update={"train": plan.apply(train_cfg)}), plan
 
 
 def private_training(task, setup, cfg, train_label_ids, hooks):

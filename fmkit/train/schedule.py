@@ -29,7 +29,7 @@ class Schedule:
     total_steps: int  # the optimizer-step budget (the LR schedule decays over it)
     steps_per_epoch: int
     patience: int | None  # evaluations without a better validation score before stopping; None: never
-    source: str  # "auto", "epochs" or "max_steps": what decided the budget
+    source: str  # what decided the budget: "auto", "epochs", "max_steps", "batches" (the source), "privacy" (DP)
     reason: str  # one sentence for the log
 
     def as_dict(self) -> dict:
