@@ -192,3 +192,20 @@ def test_lp_ft_starts_training_from_the_probe(tiny_encoder, reviews_csv):
                              setup.tools.pad_token_id, 64, "cpu")
     assert setup.facts["head"]["init"] == "probe"
     assert metrics["accuracy"] == pytest.approx(probe["train_accuracy"], abs=1e-4)  # facts keep 4 decimals
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_dp_sgd_trains_a_pooled_head(tiny_encoder, reviews_csv, tmp_path, method):
+    """Opacus' per-sample gradients (ghost clipping for full, hooks for LoRA) go through the pooled head too."""
+    from fmkit.bundle import read_manifest
+    from fmkit.finetune import FinetuneConfig
+    from fmkit.finetune.stage import run_finetune
+
+    cfg = FinetuneConfig(model=str(tiny_encoder), data={"source": str(reviews_csv)}, method=method,
+                         train={**TRAIN, "batch_size": 24, "early_stopping_patience": None},
+                         privacy={"target_epsilon": 8.0, "delta": 1e-4})
+    run_finetune(cfg, tmp_path / "dp")
+    manifest = read_manifest(tmp_path / "dp")
+    assert manifest.training["head"]["pooling"] == "mean" and not manifest.training["head"]["few_shot"]
+    assert 7.9 <= manifest.privacy["dp"]["epsilon"] <= 8.0
+    assert np.abs(fmkit_probabilities(tmp_path / "dp") - sentence_transformers_probabilities(tmp_path / "dp")).max() < 1e-5

@@ -33,16 +33,15 @@ class TextSetup(TrainingSetup):
     few_shot: Any = None  # fmkit.finetune.fewshot.FewShotPlan
 
 
-# What --head-init auto picks, per pooling (measured on small real sets: docs/finetune.md, "Pooling and the head").
-AUTO_HEAD_INIT = {"pooler": "random"}
-AUTO_HEAD_INIT_POOLED = "random"
+# What --head-init auto picks. LP-FT (a probe head) scored below a fresh head on every small set measured
+# (bench/pooling_heads.py, 2026-12-02: FAQ 0.655 vs 0.676, RT-200 0.733 vs 0.770, RT-1000 0.771 vs 0.779): the
+# probe fits the training rows perfectly, so its confident head leaves the encoder little gradient to adapt with.
+AUTO_HEAD_INIT = "random"
 
 
-def head_init_of(requested: str, pooling: str) -> str:
-    """The head's start: ``requested``, or for "auto" the measured default of that pooling."""
-    if requested != "auto":
-        return requested
-    return AUTO_HEAD_INIT.get(pooling, AUTO_HEAD_INIT_POOLED)
+def head_init_of(requested: str) -> str:
+    """The head's start: ``requested``, or for "auto" the measured default (a fresh head)."""
+    return AUTO_HEAD_INIT if requested == "auto" else requested
 
 
 def model_type_of(base: ResolvedModel) -> str:
