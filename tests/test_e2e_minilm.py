@@ -41,19 +41,19 @@ def test_accuracy_well_above_chance(full_bundle):
     assert manifest.training["precision"] in ("bf16", "fp32")
 
 
-def test_bundle_loads_in_plain_transformers_with_identical_logits(full_bundle):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def test_bundle_loads_in_sentence_transformers_with_identical_logits(full_bundle):
+    """MiniLM declares mean pooling, so the default head reads it; sentence-transformers opens the bundle
+    (docs/bundle.md) and computes fmkit's logits."""
+    from sentence_transformers import SentenceTransformer
 
     import fmkit
 
     texts = ["a warm, funny, beautifully acted film", "the plot is thin and the acting is wooden",
              "an overlong, self-indulgent mess that nonetheless has a few moments of real grace"]
-    tokenizer = AutoTokenizer.from_pretrained(str(full_bundle))
-    model = AutoModelForSequenceClassification.from_pretrained(str(full_bundle)).eval()
-    with torch.inference_mode():
-        reference = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    model = SentenceTransformer(str(full_bundle), device="cpu")
+    reference = model.encode(texts, convert_to_numpy=True)
     np.testing.assert_allclose(fmkit.load(full_bundle, device="cpu").logits(texts), reference, atol=1e-5)
-    assert model.config.id2label == {0: "fresh", 1: "rotten"}
+    assert model[0].auto_model.config.id2label == {0: "fresh", 1: "rotten"}
     prediction = subprocess.run(fmkit_command("predict", full_bundle, texts[0], "--json"), capture_output=True,
                                 text=True, check=True)
     assert json.loads(prediction.stdout)[0]["label"] == "fresh"

@@ -20,18 +20,35 @@ def load_data(config):
 
 
 def prepare(cfg, data) -> TrainingSetup:
-    """The base classifier with a head for ``data``'s labels, wrapped by the method, and every split tokenized."""
+    """The base classifier with a head for ``data``'s labels, wrapped by the method, and every split tokenized.
+
+    The head reads the base's own sentence pooling when it declares one (fmkit/finetune/text_model.py);
+    with few rows per class the run is few-shot (fmkit/finetune/fewshot.py), and the head may start from
+    a logistic-regression probe (LP-FT, fmkit/finetune/probe.py).
+    """
     import warnings
 
     from fmkit.bundle import read_manifest
     from fmkit.data.batching import encode_texts
+    from fmkit.finetune import fewshot
     from fmkit.finetune.methods import FINETUNE_METHODS
-    from fmkit.finetune.text_model import base_model_record, load_base_classifier
+    from fmkit.finetune.text_model import (TextSetup, base_model_record, classifier_pooling, head_init_of,
+                                           load_base_classifier, model_type_of)
     from fmkit.models import resolve_model
+    from fmkit.models.pooling import read_pooling_mode
 
     method = FINETUNE_METHODS.get(cfg.method_name)
     base = resolve_model(cfg.model)
-    tokenizer, model = load_base_classifier(base, data.label_names, cfg.dropout, cfg.train.seed)
+    label2id = {label: index for index, label in enumerate(data.label_names)}
+    train_label_ids = [label2id[data.labels[i]] for i in data.splits["train"]]
+    few_shot = fewshot.few_shot_chosen(cfg.few_shot, cfg.method_name, train_label_ids, len(data.label_names),
+                                       cfg.few_shot_max_per_class, sentence_encoder=read_pooling_mode(base.path)
+                                       is not None, private=cfg.privacy is not None)
+    pooling = classifier_pooling(base, cfg.pooling, model_type_of(base))
+    if few_shot and pooling == "pooler":
+        pooling = fewshot.POOLING  # pairs train a sentence embedding: BERT's [CLS] pooler is not one
+    tokenizer, model = load_base_classifier(base, data.label_names, cfg.dropout, cfg.train.seed, pooling=pooling,
+                                            normalize=few_shot, max_length=cfg.max_length)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one combined warning below instead of one per split
         encoded = {name: encode_texts(tokenizer, data.split(name)[0], cfg.max_length, warn=False) for name in data.splits}
@@ -39,21 +56,44 @@ def prepare(cfg, data) -> TrainingSetup:
     if truncated:
         warnings.warn(f"texts longer than max_length={cfg.max_length} tokens were truncated: {truncated}; "
                       "raise --max-length to keep them whole", stacklevel=3)
-    return TrainingSetup(
+    head = {"pooling": pooling, "few_shot": few_shot}
+    plan = None
+    if few_shot:
+        plan = fewshot.FewShotPlan(encoded["train"], train_label_ids, len(data.label_names), tokenizer.pad_token_id,
+                                   cfg.train.seed)
+        head["init"] = "probe (SetFit: contrastive pairs, then logistic regression)"
+    else:
+        head["init"] = head_init_of(cfg.head_init)
+        if head["init"] == "probe":
+            from fmkit.finetune.probe import probe_head_
+            from fmkit.train.precision import select_device
+
+            head["probe"] = probe_head_(model, encoded["train"], train_label_ids, len(data.label_names),
+                                        tokenizer.pad_token_id, select_device(cfg.train.device), cfg.train.seed)
+            model.to("cpu")
+    return TextSetup(
         model=method.prepare(model, cfg.method), inputs=encoded, base=base_model_record(base), parent=str(base.name),
         parent_lineage=read_manifest(base.path).lineage if base.is_bundle else [],
-        default_learning_rate=method.default_learning_rate, tools=tokenizer,
-        manifest_fields={"max_length": cfg.max_length})
+        default_learning_rate=fewshot.LEARNING_RATE if few_shot else method.learning_rate_for(model), tools=tokenizer,
+        manifest_fields={"max_length": cfg.max_length}, facts={"head": head}, few_shot=plan)
 
 
 def batches(setup: TrainingSetup, cfg, inputs, label_ids):
     from fmkit.data.batching import ClassificationBatches
 
+    if getattr(setup, "few_shot", None) is not None:  # SetFit: the loop trains the encoder on pairs of texts
+        from fmkit.finetune.fewshot import PairBatches
+
+        return PairBatches(inputs, label_ids, setup.tools.pad_token_id, cfg.train.seed)
     return ClassificationBatches(inputs, label_ids, cfg.train.batch_size, setup.tools.pad_token_id, cfg.train.seed)
 
 
 def loss(model, batch, criterion=None):
     """The training loss; ``criterion(logits, labels)`` replaces the plain cross-entropy (class weights, focal)."""
+    if "pair_labels" in batch:  # few-shot pairs (fmkit/finetune/fewshot.py): cosine loss; class weights do not apply
+        from fmkit.finetune.fewshot import pair_loss
+
+        return pair_loss(model, batch)
     if criterion is not None:
         inputs = {key: value for key, value in batch.items() if key != "labels"}
         return criterion(model(**inputs).logits, batch["labels"])
@@ -63,6 +103,8 @@ def loss(model, batch, criterion=None):
 def split_metrics(setup: TrainingSetup, model, inputs, label_ids, label_names, device) -> dict:
     from fmkit.runtime.inference import stream_metrics
 
+    if getattr(setup, "few_shot", None) is not None:  # SetFit's head: logistic regression on the tuned encoder
+        setup.facts["head"]["probe"] = setup.few_shot.refit_head_(model, device)
     return stream_metrics(model, inputs, label_ids, label_names, setup.tools.pad_token_id, EVALUATION_BATCH, device)
 
 
