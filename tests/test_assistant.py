@@ -323,3 +323,25 @@ def test_build_config_reports_every_problem_at_once():
         BuildConfig(encoder="minilm", faq="f.csv", retrieval="fuzzy", target_precision=1.5, intent_bundle="x")
     text = str(caught.value)
     assert "retrieval='fuzzy'" in text and "target_precision=1.5" in text and "intent_bundle given" in text
+
+
+def test_a_fine_tuned_encoder_travels_with_the_assistant_and_calibrates_on_its_held_out_questions(
+        tiny_bert_dir, faq, tmp_path):
+    from fmkit.apps.assistant import Assistant
+    from fmkit.finetune.stage import run_finetune
+    from fmkit.tasks import finetune_config
+
+    encoder = tmp_path / "faq-encoder"
+    run_finetune(finetune_config({
+        "task": "text-retrieval", "model": str(tiny_bert_dir), "max_length": 32,
+        "data": {"source": str(faq), "query_column": "q", "document_column": "a"},
+        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 3e-3, "progress": False, "precision": "fp32",
+                  "device": "cpu"}}), encoder)
+    out = tmp_path / "tuned"
+    manifest = build(encoder, faq, out)
+    assert manifest["handoff"]["calibration_source"].startswith("the encoder's held-out questions")
+    assert 10 <= manifest["handoff"]["calibration_questions"] < 40  # only what the encoder did not train on
+    assert (out / "encoder" / "fmkit.json").is_file()
+    assistant = Assistant.open(out)
+    assert assistant.describe()["encoder"]["digest"] == manifest["encoder"]["digest"]
+    assert assistant.ask("item9")["matches"][0]["source"].startswith("faq:")

@@ -76,6 +76,54 @@ def out_of_fold_confidence(rows: np.ndarray, correct: np.ndarray, seed: int) -> 
     return confidence
 
 
+def encoder_held_out(encoder: str, faq: Faq) -> tuple[list[str], list[str]]:
+    """The FAQ questions a fine-tuned encoder held out of its training (its validation and test
+    split), with their answers; empty for a base model or a bundle whose training data is gone."""
+    from fmkit.bundle import is_bundle
+
+    if not is_bundle(Path(encoder)):
+        return [], []
+    from fmkit.retrieval.data import held_out_queries
+
+    try:
+        held = held_out_queries(encoder)
+    except (BadInputError, OSError) as error:
+        warnings.warn(f"{encoder}: its held-out questions cannot be read back ({error}); they are not used for "
+                      "the calibration", stacklevel=3)
+        return [], []
+    answers_of: dict[str, list[str]] = {}
+    for question, answer in zip(faq.questions, faq.answers):
+        answers_of.setdefault(normalize(question), []).append(answer)
+    pairs = [(q, a) for q in held["validation"] + held["test"] for a in answers_of.get(normalize(q), [])[:1]]
+    return [q for q, _ in pairs], [a for _, a in pairs]
+
+
+def calibration_questions(cfg: BuildConfig, faq: Faq, has_intent: bool) -> tuple[list[str], list[str], str]:
+    """(questions, their answers, where they came from): --validation-data and the questions the
+    fine-tuned encoder held out; the FAQ's own questions (with a warning) when there are neither."""
+    questions, answers, sources = [], [], []
+    if cfg.validation_data:
+        validation = read_faq(cfg.validation_data, cfg.question_column, cfg.answer_column)
+        questions, answers = list(validation.questions), list(validation.answers)
+        sources.append(f"{cfg.validation_data} ({len(questions)})")
+    held_questions, held_answers = encoder_held_out(cfg.encoder, faq)
+    seen = {normalize(q) for q in questions}
+    extra = [(q, a) for q, a in zip(held_questions, held_answers) if normalize(q) not in seen]
+    if extra:
+        questions += [q for q, _ in extra]
+        answers += [a for _, a in extra]
+        sources.append(f"the encoder's held-out questions ({len(extra)})")
+    if questions:
+        return questions, answers, " + ".join(sources)
+    from fmkit.bundle import is_bundle
+
+    if is_bundle(Path(cfg.encoder)) or has_intent:
+        warnings.warn("the handoff is calibrated on the FAQ's own questions, which the fine-tuned encoder/intent "
+                      "bundle may have trained on: the threshold is optimistic. Pass --validation-data with "
+                      "held-out questions (fmkit assistant split writes them)", stacklevel=3)
+    return list(faq.questions), list(faq.answers), "the FAQ's own questions"
+
+
 def build_assistant(cfg: BuildConfig, out: Path, *, overwrite: bool = False, log=print) -> dict:
     """Build the assistant directory ``out`` (atomically); returns its manifest."""
     from fmkit.apps.assistant.confidence import Calibrator, choose_threshold, coverage_precision, features
@@ -112,19 +160,12 @@ def build_assistant(cfg: BuildConfig, out: Path, *, overwrite: bool = False, log
     retriever = Retriever(entries, embeddings, encoder, intent, ann_threshold=cfg.ann_threshold, seed=cfg.seed,
                           intent_mass=cfg.intent_mass)
 
-    calibration, calibration_source = faq, "the FAQ's own questions"
-    if cfg.validation_data:
-        calibration = read_faq(cfg.validation_data, cfg.question_column, cfg.answer_column, id_column=None)
-        calibration_source = str(cfg.validation_data)
-    elif is_bundle(Path(cfg.encoder)) or intent is not None:
-        warnings.warn("the handoff is calibrated on the FAQ's own questions, which the fine-tuned encoder/intent "
-                      "bundle may have trained on: the threshold is optimistic. Pass --validation-data with "
-                      "held-out questions (fmkit assistant split writes them)", stacklevel=2)
-    gold = gold_entries(entries, calibration.answers)
+    questions, answers, calibration_source = calibration_questions(cfg, faq, intent is not None)
+    gold = gold_entries(entries, answers)
     if (gold < 0).any():
         warnings.warn(f"{int((gold < 0).sum())} calibration question(s) have an answer that is not in the FAQ; "
                       "they are left out of the calibration", stacklevel=2)
-    questions = [q for q, g in zip(calibration.questions, gold) if g >= 0]
+    questions = [q for q, g in zip(questions, gold) if g >= 0]
     gold = gold[gold >= 0]
     if len(questions) < 10:
         raise BadInputError(f"only {len(questions)} calibration question(s) have their answer in the FAQ; the "

@@ -1,0 +1,139 @@
+"""The support assistant on the built-in support-faq (issue 16 targets), every number from one command.
+
+    flock /work/notes/cpu.lock .venv/bin/python bench/assistant.py train --work bench-assistant   # encoder (+ --intent)
+    flock /work/notes/cpu.lock .venv/bin/python bench/assistant.py measure --work bench-assistant # all of it, one run
+
+``train`` splits the 503 questions by question, stratified by category (seed 0: 70% train, 10%
+validation for the handoff calibration, 20% held out), and fine-tunes the encoder with
+``fmkit finetune --task text-retrieval`` on the train questions only (its defaults; ``--intent``
+also fine-tunes the intent classifier on them). Each is its own command so no lock is held for
+more than a few minutes; a trained model is reused when it is already there.
+
+``measure`` builds two assistants with ``fmkit assistant build`` (zero-shot MiniLM, and the
+fine-tuned encoder), each indexing all 503 answers and calibrated on the validation questions,
+and evaluates both on the held-out questions with ``fmkit assistant evaluate``: BM25, zero-shot
+MiniLM, the fine-tuned encoder and hybrid (fine-tuned + BM25 by reciprocal-rank fusion) MRR@10 in
+the same run, the handoff's precision/coverage at the chosen threshold, and the latency of ``ask``
+(one question at a time). Results: WORK/results.json; the targets are checked at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+SEED = 0
+HELD_OUT, VALIDATION = 0.2, 0.1
+TARGET_GAIN, TARGET_PRECISION, TARGET_COVERAGE, TARGET_P99_MS = 0.10, 0.90, 0.70, 30.0
+
+
+def cli(*argv: str) -> str:
+    """Run one fmkit command in this process; its stdout (the --json output) is returned."""
+    from fmkit.cli.main import main
+
+    print("$ fmkit " + " ".join(argv), file=sys.stderr, flush=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    if code != 0:
+        sys.exit(f"fmkit {' '.join(argv)} exited {code}")
+    return out.getvalue()
+
+
+def split(work: Path) -> Path:
+    data = work / "data"
+    if not (data / "held_out.csv").is_file():
+        cli("assistant", "split", "--faq", "support-faq", "--intent-column", "category", "--held-out", str(HELD_OUT),
+            "--validation", str(VALIDATION), "--seed", str(SEED), "--out", str(data))
+    return data
+
+
+def train(args) -> None:
+    work = Path(args.work)
+    data = split(work)
+    started = time.perf_counter()
+    if not (work / "encoder" / "fmkit.json").is_file():
+        # the validation/test fractions of the encoder's own split come from train.csv: the held-out file stays unseen
+        cli("finetune", "--task", "text-retrieval", "--model", "minilm", "--data", str(data / "train.csv"),
+            "--query-column", "q", "--document-column", "a", "--no-progress", "--out", str(work / "encoder"))
+    if args.int8 and not (work / "encoder-int8" / "fmkit.json").is_file():
+        cli("compress", str(work / "encoder"), "--method", "quantize-dynamic", "--out", str(work / "encoder-int8"))
+    if args.intent and not (work / "intents" / "fmkit.json").is_file():
+        cli("finetune", "--model", "minilm", "--data", str(data / "train.csv"), "--text-column", "q",
+            "--label-column", "category", "--no-progress", "--out", str(work / "intents"))
+    print(f"trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def build_and_evaluate(work: Path, data: Path, name: str, encoder: str, intents: Path | None) -> dict:
+    out = work / "assistants" / name
+    flags = ["--intent-column", "category", "--intent-bundle", str(intents)] if intents else []
+    cli("assistant", "build", "--encoder", encoder, "--faq", "support-faq", "--question-column", "q",
+        "--answer-column", "a", "--validation-data", str(data / "validation.csv"), *flags, "--out", str(out),
+        "--overwrite", "--json")
+    return json.loads(cli("assistant", "evaluate", str(out), "--data", str(data / "held_out.csv"), "--json"))
+
+
+def measure(args) -> None:
+    work = Path(args.work)
+    data = split(work)
+    encoder = work / ("encoder-int8" if (work / "encoder-int8" / "fmkit.json").is_file() and args.int8 else "encoder")
+    if not (encoder / "fmkit.json").is_file():
+        sys.exit(f"{encoder} is missing: run `bench/assistant.py train --work {work}` first")
+    intents = work / "intents" if args.intent and (work / "intents" / "fmkit.json").is_file() else None
+    started = time.perf_counter()
+    zero_shot = build_and_evaluate(work, data, "zero-shot", "minilm", None)
+    tuned = build_and_evaluate(work, data, "fine-tuned", str(encoder), intents)
+    ways = tuned["ways"]
+    mrr = {"bm25": ways["bm25"]["mrr@10"], "zero-shot minilm": zero_shot["ways"]["dense"]["mrr@10"],
+           "fine-tuned": ways["dense"]["mrr@10"], "hybrid (fine-tuned + bm25)": ways["hybrid"]["mrr@10"],
+           "hybrid (zero-shot + bm25)": zero_shot["ways"]["hybrid"]["mrr@10"]}
+    if "dense+intent" in ways:
+        mrr["fine-tuned + intent routing"] = ways["dense+intent"]["mrr@10"]
+    best_baseline = max(mrr["bm25"], mrr["zero-shot minilm"])
+    answered = 1 - tuned["handoff_rate"]
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "bench/assistant.py " + " ".join(sys.argv[1:]),
+        "held_out_questions": tuned["questions"], "index_entries": 503,
+        "mrr@10": mrr,
+        "recall": {name: {k: result["ways"][way][k] for k in ("recall@1", "recall@5", "recall@10")}
+                   for name, result, way in (("bm25", tuned, "bm25"), ("zero-shot minilm", zero_shot, "dense"),
+                                             ("fine-tuned", tuned, "dense"), ("hybrid", tuned, "hybrid"))},
+        "assistant": {key: tuned[key] for key in ("retrieval", "mrr@10", "recall@1", "recall@5", "handoff_rate",
+                                                  "accuracy_answered", "threshold", "latency_ms")},
+        "zero_shot_assistant": {key: zero_shot[key] for key in ("retrieval", "mrr@10", "handoff_rate",
+                                                                "accuracy_answered", "latency_ms")},
+        "encoder": str(encoder), "intents": str(intents) if intents else None,
+        "targets": {
+            "fine-tuned MRR@10 - best of BM25/zero-shot >= 0.10": round(mrr["fine-tuned"] - best_baseline, 4),
+            "precision of answered >= 0.90": tuned["accuracy_answered"],
+            "answered >= 0.70": answered,
+            "ask p99 <= 30 ms": tuned["latency_ms"]["p99"],
+        },
+        "met": {"gain": mrr["fine-tuned"] - best_baseline >= TARGET_GAIN,
+                "precision": (tuned["accuracy_answered"] or 0) >= TARGET_PRECISION,
+                "coverage": answered >= TARGET_COVERAGE,
+                "latency": tuned["latency_ms"]["p99"] <= TARGET_P99_MS},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("train", "measure"))
+    parser.add_argument("--work", default="bench-assistant", help="folder for the data, models and results")
+    parser.add_argument("--intent", action="store_true", help="fine-tune and use the intent classifier too")
+    parser.add_argument("--int8", action="store_true", help="quantize the encoder to INT8 ONNX and serve from it")
+    args = parser.parse_args()
+    train(args) if args.step == "train" else measure(args)
+
+
+if __name__ == "__main__":
+    main()
