@@ -14,7 +14,7 @@ fine-tuned encoder), each indexing all 503 answers and calibrated on the validat
 and evaluates both on the held-out questions with ``fmkit assistant evaluate``: BM25, zero-shot
 MiniLM, the fine-tuned encoder and hybrid (fine-tuned + BM25 by reciprocal-rank fusion) MRR@10 in
 the same run, the handoff's precision/coverage at the chosen threshold, and the latency of ``ask``
-(one question at a time). Results: WORK/results.json; the targets are checked at the end.
+(one question at a time). Results: WORK/results.json (WORK/results-intent.json with --intent); the targets are checked at the end.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def measure(args) -> None:
                 "latency": tuned["latency_ms"]["p99"] <= TARGET_P99_MS},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (work / ("results-intent.json" if intents else "results.json")).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 
