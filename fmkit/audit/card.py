@@ -283,6 +283,55 @@ def markdown_to_html(markdown_text: str) -> str:
     return "\n".join(body)
 
 
+def assistant_sections(description: dict) -> list[str]:
+    """The card sections of a support assistant, from ``Assistant.describe()`` (fmkit/apps/assistant):
+    what it was built from, how well it retrieves, and when it hands off. Figures come only from the
+    description; what it lacks says "not measured"."""
+    encoder, faq = description.get("encoder") or {}, description.get("faq") or {}
+    documents, intent = description.get("documents") or {}, description.get("intent")
+    retrieval, handoff = description.get("retrieval") or {}, description.get("handoff") or {}
+    lines = ["## Trained on",
+             f"FAQ `{faq.get('source')}`: {faq.get('rows', 'unknown')} question-answer pairs"
+             + (f" in {faq['categories']} categories" if faq.get("categories") else "")
+             + (f", {faq['duplicate_questions']} questions asked with different answers (all kept)"
+                if faq.get("duplicate_questions") else "") + ".",
+             f"Encoder `{encoder.get('name')}` (digest `{encoder.get('digest')}`, runtime `{encoder.get('runtime')}`).",
+             f"Documents: {documents.get('files', 0)} files in {documents.get('chunks', 0)} chunks.", ""]
+    if intent:
+        accuracy = intent.get("test_accuracy")
+        lines += [f"Intent: bundle `{intent.get('bundle')}`, {intent.get('labels')} labels, test accuracy "
+                  f"{_number(accuracy) if isinstance(accuracy, (int, float)) else 'not measured'}.", ""]
+    metrics = retrieval.get("metrics") or {}
+    names = [name for name in ("mrr@10", "recall@1", "recall@5", "recall@10", "ndcg@10") if name in metrics]
+    index = description.get("index") or {}
+    lines += ["## Retrieval",
+              f"Mode `{retrieval.get('mode')}`" + (" routed by intent" if retrieval.get("route_by_intent") else "")
+              + f"; {index.get('entries', 'unknown')} index entries searched `{index.get('search')}`; measured on "
+              f"{metrics.get('questions', 'unknown')} {retrieval.get('measured_on', 'questions')}.", "",
+              _table(names, [[_number(metrics[name]) for name in names]]) if names else NOT_MEASURED, ""]
+    shown = ("threshold", "target_precision", "precision", "coverage", "calibration_questions")
+    lines += ["## Handoff",
+              "Below the threshold the assistant hands the customer to a person instead of answering; the "
+              f"threshold was chosen on {handoff.get('calibration_source', 'unrecorded questions')}.", "",
+              _table(list(shown), [[_number(handoff.get(k)) if handoff.get(k) is not None else "not measured"
+                                    for k in shown]]) if handoff else NOT_MEASURED, ""]
+    evaluation = description.get("evaluation")
+    if isinstance(evaluation, dict):
+        measured = [k for k, v in evaluation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        lines += ["## Last evaluation", _table(measured, [[_number(evaluation[k]) for k in measured]])
+                  if measured else NOT_MEASURED, ""]
+    return lines
+
+
+def render_assistant_markdown(description: dict, name: str) -> str:
+    return "\n".join([f"# Assistant card: {name}", f"Built `{description.get('built_at')}`.", "",
+                      *assistant_sections(description),
+                      "## Limitations",
+                      "- Figures hold for questions like the calibration questions above; new topics need a new "
+                      "evaluation (`fmkit assistant evaluate`).",
+                      "- Sections marked *not measured* carry no evidence either way.", ""])
+
+
 def write_card(bundle: Path) -> tuple[Path, Path]:
     from fmkit.bundle import read_manifest
     from fmkit.bundle.store import REPORTS_DIR

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Served names appear in URLs (/v1/models/NAME:predict), metrics labels and the audit log.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # anchored: JSON Schema patterns search
@@ -23,7 +23,12 @@ def model_name_problem(name: str) -> str | None:
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bundles: dict[str, Path] = Field(description="model name -> bundle directory")
+    bundles: dict[str, Path] = Field(default_factory=dict, description="model name -> bundle directory")
+    assistants: dict[str, Path] = Field(default_factory=dict, description="assistant name -> assistant directory "
+                                        "(`fmkit assistant build`), served at /v1/assistants/NAME:ask")
+    generate: bool = Field(False, description="assistants draft a grounded answer (SmolLM2-135M-Instruct, citing the "
+                           "retrieved passages) when the FAQ has no close match; loads ~0.6 GB at start")
+    generate_timeout_s: float = Field(60.0, gt=0, description="per-request deadline of an ask that drafts an answer")
     host: str = Field("127.0.0.1", description="bind address; loopback unless you mean to expose it")
     port: int = Field(8000, ge=0, le=65535)
     workspace: Path = Field(Path("."), description="holds .fmkit/serve.sqlite (keys, audit log)")
@@ -54,10 +59,19 @@ class ServeConfig(BaseModel):
         None, description="weights of PyTorch bundles (None: as stored): bf16 halves memory and runs ~2x faster on "
         "CPUs with AVX-512 BF16 (fp16: CUDA only; auto: the fastest the device has); ONNX bundles keep their own types")
 
-    @field_validator("bundles")
+    @field_validator("bundles", "assistants")
     @classmethod
     def _names(cls, bundles: dict[str, Path]) -> dict[str, Path]:
         problems = [problem for name in bundles if (problem := model_name_problem(name))]
         if problems:
             raise ValueError("; ".join(problems))
         return bundles
+
+    @model_validator(mode="after")
+    def _one_namespace(self) -> "ServeConfig":
+        """A key's allowlist names models and assistants alike, so one name cannot be both."""
+        shared = sorted(set(self.bundles) & set(self.assistants))
+        if shared:
+            raise ValueError(f"{', '.join(map(repr, shared))} names both a model and an assistant; "
+                             "give each its own name (key allowlists name both)")
+        return self
