@@ -41,18 +41,28 @@ def run(args) -> int:
     if args.json:
         print_json(metrics)
     else:
-        print(format_metrics_table({args.split: metrics}))
-        print_baseline(metrics)
-        print("\nper class:")
-        for label, values in metrics["per_class"].items():
-            print(f"  {label}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
-                  f"f1 {values['f1']:.4f}  support {values['support']}")
-        confusion = metrics["confusion_matrix"]
-        print(f"\nconfusion matrix (rows true, columns predicted: {', '.join(confusion['labels'])}):")
-        for label, row in zip(confusion["labels"], confusion["matrix"]):
-            print(f"  {label}: {row}")
+        print_metrics(metrics, args.bundle, args.split)
     warn_below_baseline(metrics, args.split)
     return 0
+
+
+def print_metrics(metrics: dict, bundle: str, split: str) -> None:
+    """The task's headline metrics (a ranking task has its own), the baseline, per-class figures where there are."""
+    from fmkit.tasks import TASKS, bundle_task
+
+    if "confusion_matrix" not in metrics:  # a ranking task (retrieval): its own headline, no baseline or classes
+        print(format_metrics_table({split: metrics}, keys=("count", *TASKS.get(bundle_task(bundle)).headline_metrics)))
+        return
+    print(format_metrics_table({split: metrics}))
+    print_baseline(metrics)
+    print("\nper class:")
+    for label, values in metrics["per_class"].items():
+        print(f"  {label}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
+              f"f1 {values['f1']:.4f}  support {values['support']}")
+    confusion = metrics["confusion_matrix"]
+    print(f"\nconfusion matrix (rows true, columns predicted: {', '.join(confusion['labels'])}):")
+    for label, row in zip(confusion["labels"], confusion["matrix"]):
+        print(f"  {label}: {row}")
 
 
 def print_baseline(metrics: dict) -> None:
