@@ -385,3 +385,38 @@ def test_generate_drafts_from_the_retrieved_passages_or_hands_off(assistant_dir,
             assert answer["generated"] is True and answer["handoff"] is False and answer["answer"]
             assert generation["citations"] and {s["id"] for s in answer["sources"]} <= retrieved
         assert 0 < generation["seconds"] < 60
+
+
+# -- the recipe stage -----------------------------------------------------------------------------
+def test_the_assistant_stage_builds_a_calibrated_assistant_and_its_card(assistant_dir, tmp_path):
+    """The stage in a recipe (encoder + FAQ -> assistant), its card from the directory, and the cache on rerun."""
+    import textwrap
+
+    encoder, faq = assistant_dir.parent / "tiny-encoder", assistant_dir.parent / "faq.csv"
+    recipe = tmp_path / "assistant.yaml"
+    recipe.write_text(textwrap.dedent(f"""
+        name: support
+        stages:
+          - name: helpdesk
+            stage: assistant
+            encoder: {encoder}
+            faq: {faq}
+            question_column: q
+            answer_column: a
+            target_precision: 0.9
+        """))
+    command = [sys.executable, "-m", "fmkit", "run", str(recipe), "--workspace", str(tmp_path / "ws"), "--json"]
+    first = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    second = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    stage = first["stages"][0]
+    assert [s["cached"] for s in (stage, second["stages"][0])] == [False, True]
+    built = json.loads((assistant_dir / "assistant.json").read_text())
+    assert stage["handoff_threshold"] == built["handoff"]["threshold"]  # same FAQ, encoder and seed: same build
+    assert stage["retrieval"] == built["retrieval"]["mode"] and 0 < stage["coverage"] <= 1
+    out = tmp_path / "ws" / "runs" / first["run"] / "helpdesk"
+    card = (out / "reports" / "ASSISTANT_CARD.md").read_text()
+    assert "## Handoff" in card and f"{built['handoff']['threshold']:.4f}" in card and "faq.csv" in card
+    from fmkit.apps.assistant import Assistant
+
+    opened = Assistant.open(out)  # the card was written outside the digest: the directory still verifies
+    assert opened.name == "helpdesk" and opened.describe()["faq"]["rows"] == len(faq_rows())
