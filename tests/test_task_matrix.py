@@ -45,7 +45,49 @@ def image_case(request, folder: Path):
             [corner_picture(label, seed=500 + label) for label in range(4)])
 
 
-CASES = {"text-classification": text_case, "image-classification": image_case}
+def retrieval_case(request, folder: Path):
+    """The tiny BERT on questions whose answer shares their key words (a sentiment word and a number)."""
+    import csv
+
+    from conftest import FILLER, NEGATIVE, POSITIVE
+
+    words = POSITIVE + NEGATIVE
+    with open(folder / "faq.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["q", "a"])
+        writer.writerows((f"{FILLER[i % 13]} {words[i % 16]} {i}", f"{FILLER[(i + 5) % 13]} the {words[i % 16]} {i} story")
+                         for i in range(60))
+    return ({"model": str(request.getfixturevalue("tiny_bert_dir")), "max_length": 32,
+             "data": {"source": str(folder / "faq.csv"), "query_column": "q", "document_column": "a"}},
+            ["the great 0", "a dull plot 9"])
+
+
+CASES = {"text-classification": text_case, "image-classification": image_case, "text-retrieval": retrieval_case}
+
+
+def classify(bundle: Path, inputs, manifest) -> None:
+    """A classifier bundle: fmkit.load predicts one of its labels, with probabilities that sum to 1."""
+    import fmkit
+
+    predictions = fmkit.load(bundle, device="cpu").predict(inputs)
+    assert len(predictions) == len(inputs) and all(p.label in manifest.labels for p in predictions)
+    for prediction in predictions:
+        assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-4)
+
+
+def embed(bundle: Path, inputs, manifest) -> None:
+    """An encoder bundle: its runtime returns one unit vector per text, and its test ranks the whole index."""
+    import numpy as np
+
+    from fmkit.retrieval import load_encoder
+
+    vectors = load_encoder(bundle, device="cpu").encode(inputs)
+    assert vectors.shape[0] == len(inputs) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    test = manifest.metrics["test"]
+    assert test["index_size"] == len(manifest.labels) and 0 <= test["recall@1"] <= test["mrr@10"] <= 1
+
+
+RUNS = {"text-retrieval": embed}  # how a bundle of the task is run when it is not a classifier (fmkit.load)
 
 
 def combinations():
@@ -91,7 +133,6 @@ def finetuned(request, tmp_path_factory, task: str, method: str) -> tuple[Path, 
 @pytest.mark.parametrize(("task", "finetune", "compress"), combinations())
 def test_every_task_method_and_compression_loads_predicts_and_records_metrics(
         request, tmp_path_factory, tmp_path, task, finetune, compress):
-    import fmkit
     from fmkit.bundle import read_manifest
 
     bundle, inputs = finetuned(request, tmp_path_factory, task, finetune)
@@ -111,8 +152,4 @@ def test_every_task_method_and_compression_loads_predicts_and_records_metrics(
         assert manifest.lineage[-1].stage == compress
     else:
         assert manifest.training["method"] == finetune
-    model = fmkit.load(bundle, device="cpu")
-    predictions = model.predict(inputs)
-    assert len(predictions) == len(inputs) and all(p.label in manifest.labels for p in predictions)
-    for prediction in predictions:
-        assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    RUNS.get(task, classify)(bundle, inputs, manifest)

@@ -201,3 +201,37 @@ def test_zero_shot_base_and_wrong_bundles(tiny_bert_dir, tiny_bundle, retrieval_
         load_encoder(tiny_bundle)
     with pytest.raises(BadInputError, match="has no model.onnx; make one with `fmkit compress"):
         load_encoder(retrieval_bundle, runtime="onnx")
+
+
+def test_cli_finetune_and_evaluate_print_the_ranking_metrics(tiny_bert_dir, faq_csv, tmp_path, capsys):
+    from fmkit.cli.main import main as cli
+
+    out = tmp_path / "cli-encoder"
+    # no --task: a query/document column means pairs
+    assert cli(["finetune", "--model", str(tiny_bert_dir), "--data", str(faq_csv), "--query-column", "q",
+                "--document-column", "a", "--out", str(out), "--epochs", "2", "--batch-size", "16",
+                "--learning-rate", "3e-3", "--max-length", "32", "--hard-negatives", "2", "--symmetric",
+                "--no-progress", "--precision", "fp32", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "mrr@10" in printed and "test (zero-shot)" in printed
+    assert cli(["evaluate", str(out), "--json", "--no-record"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    from fmkit.bundle import read_manifest
+
+    manifest = read_manifest(out)
+    assert manifest.task == "text-retrieval" and manifest.training["mining"]["hard_negatives"] == 2
+    assert metrics["mrr@10"] == pytest.approx(manifest.metrics["test"]["mrr@10"], abs=1e-6)
+    assert metrics["runtime"] == "torch" and metrics["index_size"] == 60
+
+
+def test_document_queries_add_a_pseudo_question_per_document(tiny_bert_dir, faq_csv, tmp_path):
+    from fmkit.finetune.stage import run_finetune
+    from fmkit.retrieval.pseudo import pseudo_pairs
+
+    assert pseudo_pairs(["Roofs take two weeks. We order the tiles first.", "Yes. It does.", "One sentence only"]) == [
+        (0, "Roofs take two weeks.", "We order the tiles first.")]
+    rows = [(q, f"{a}. the story was very long") for q, a in synthetic_faq()]  # two sentences each
+    path = write_csv(tmp_path / "two-sentences.csv", rows, header=("q", "a"))
+    manifest = run_finetune(retrieval_config(tiny_bert_dir, path, document_queries=True,
+                                             train={**TRAIN, "epochs": 1}), tmp_path / "pseudo")
+    assert manifest.training["document_queries"] == 60 and "mrr@10" in manifest.metrics["test"]

@@ -80,6 +80,8 @@ class RetrievalFinetuneConfig(BaseModel):
                                                              "chosen from")
     mining_margin: float = Field(0.05, ge=0, lt=1, description="skip a candidate scoring above (1 - margin) x the "
                                                               "answer's score: likely another right answer")
+    document_queries: bool = Field(False, description="also train on one pseudo-question per document of the index: "
+                                                      "its first sentence, to find the rest of it (inverse cloze task)")
 
     @field_validator("method", mode="before")
     @classmethod

@@ -42,8 +42,10 @@ class QuerySet:
 class RetrievalTools:
     tokenizer: object
     documents: object  # EncodedTexts of every document: the index
-    negatives: object  # (train rows x hard_negatives) index positions
+    negatives: object  # (training queries x hard_negatives) index positions
     pooling: str
+    training_documents: list  # token ids of the index's documents, then the pseudo-questions' passages
+    origin: list  # training document -> the index entry it is (or comes from)
 
 
 def claims(settings: dict) -> bool:
@@ -128,6 +130,10 @@ def prepare(cfg, data) -> TrainingSetup:
         embed(model, train.encoded, tokenizer.pad_token_id, device) if train.positives else np.zeros((0, 1)), index,
         train.positives, train.relevant, min(cfg.hard_negatives, max(len(data.documents) - 1, 0)), cfg.mining_depth,
         cfg.mining_margin, cfg.train.seed)
+    training_documents, origin, pseudo = documents.input_ids, list(range(len(data.documents))), 0
+    if cfg.document_queries:
+        inputs["train"], negatives, training_documents, origin, pseudo = with_document_queries(
+            cfg, model, tokenizer, data, index, documents, inputs["train"], negatives, device)
     model.cpu()
     torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
     method = FINETUNE_METHODS.get(cfg.method_name)
@@ -135,20 +141,45 @@ def prepare(cfg, data) -> TrainingSetup:
         model=prepare_encoder(model, cfg.method), inputs=inputs, base=base_model_record(base), parent=str(base.name),
         parent_lineage=read_manifest(base.path).lineage if base.is_bundle else [],
         default_learning_rate=method.default_learning_rate,
-        tools=RetrievalTools(tokenizer, documents, negatives, model.pooling),
+        tools=RetrievalTools(tokenizer, documents, negatives, model.pooling, training_documents, origin),
         manifest_fields={"max_length": cfg.max_length},
         facts={"pooling": model.pooling, "index_size": len(data.documents), "zero_shot": zero_shot,
                "loss": {"name": "multiple-negatives ranking", "scale": cfg.scale, "symmetric": cfg.symmetric},
-               "mining": mining})
+               "mining": mining, "document_queries": pseudo})
+
+
+def with_document_queries(cfg, model, tokenizer, data, index, documents, train: QuerySet, negatives, device):
+    """The training queries plus one pseudo-question per document (fmkit/retrieval/pseudo.py), each with its
+    passage as a training document and hard negatives mined like a real question's."""
+    import numpy as np
+
+    from fmkit.data.batching import EncodedTexts, encode_texts
+    from fmkit.retrieval.negatives import mine_hard_negatives
+    from fmkit.retrieval.pseudo import pseudo_pairs
+
+    pairs = pseudo_pairs(data.documents)
+    if not pairs:
+        return train, negatives, documents.input_ids, list(range(len(data.documents))), 0
+    queries = encode_texts(tokenizer, [query for _, query, _ in pairs], cfg.max_length, warn=False)
+    passages = encode_texts(tokenizer, [passage for _, _, passage in pairs], cfg.max_length, warn=False)
+    sources = [position for position, _, _ in pairs]
+    mined, _ = mine_hard_negatives(embed(model, queries, tokenizer.pad_token_id, device), index, sources,
+                                   [{p} for p in sources], negatives.shape[1], cfg.mining_depth, cfg.mining_margin,
+                                   cfg.train.seed + 1)
+    first = len(data.documents)
+    train = QuerySet(EncodedTexts(train.encoded.input_ids + queries.input_ids, train.encoded.truncated),
+                     train.positives + [first + j for j in range(len(pairs))], train.relevant + [{p} for p in sources])
+    return (train, np.concatenate([negatives, mined]), documents.input_ids + passages.input_ids,
+            list(range(first)) + sources, len(pairs))
 
 
 def batches(setup: TrainingSetup, cfg, inputs: QuerySet, label_ids):
     from fmkit.retrieval.batches import PairBatches
 
     return PairBatches(inputs.encoded.input_ids, inputs.positives, inputs.relevant, setup.tools.negatives,
-                       setup.tools.documents.input_ids, batch_size=cfg.train.batch_size,
+                       setup.tools.training_documents, batch_size=cfg.train.batch_size,
                        pad_id=setup.tools.tokenizer.pad_token_id, seed=cfg.train.seed, scale=cfg.scale,
-                       symmetric=cfg.symmetric)
+                       symmetric=cfg.symmetric, origin=setup.tools.origin)
 
 
 def loss(model, batch):
