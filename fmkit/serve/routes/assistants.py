@@ -131,18 +131,23 @@ class AssistantHost:
 
 
 def public_answer(name: str, result: dict, sees_paths: bool) -> dict:
-    """What a caller gets: the answer and its evidence; sources cut to file names for non-admins."""
+    """What a caller gets: the answer and its evidence. A document's ``source`` is cut to its file name for
+    non-admins; answers and passages are never redacted (an answer may well contain "8:00/16:00/...")."""
     from fmkit.serve.redact import redact
+
+    def shown(item: dict, keys) -> dict:
+        item = {key: item.get(key) for key in keys}
+        return item if sees_paths or "source" not in item else item | {"source": redact(item["source"])}
 
     keys = ("answer", "confidence", "handoff", "handoff_message", "intent", "threshold", "generated")
     body = {"assistant": name} | {key: result.get(key) for key in keys}
-    body["matches"] = [{key: match.get(key) for key in ("rank", "id", "text", "score", "source", "kind", "question")}
+    body["matches"] = [shown(match, ("rank", "id", "text", "score", "source", "kind", "question"))
                        for match in result.get("matches") or []]
     if "generation" in result:
         body["generation"] = {key: result["generation"].get(key) for key in ("refused", "reason", "citations",
                                                                                 "seconds")}
-        body["sources"] = result.get("sources") or []
-    return body if sees_paths else redact(body)
+        body["sources"] = [shown(source, ("id", "source", "kind", "number")) for source in result.get("sources") or []]
+    return body
 
 
 def add_routes(app, server: Server) -> None:
