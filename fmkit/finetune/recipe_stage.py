@@ -18,7 +18,10 @@ def _run(cfg, out: Path, context: StageContext) -> StageResult:
     from fmkit.finetune.stage import run_finetune
 
     manifest = run_finetune(cfg, out, overwrite=True)
-    headline = {split: {k: m[k] for k in ("accuracy", "macro_f1")} for split, m in manifest.metrics.items()}
+    from fmkit.tasks import TASKS
+
+    keys = TASKS.get(manifest.task).headline_metrics[:2]  # a classifier's accuracy and macro-F1; retrieval's MRR@10, R@1
+    headline = {split: {k: m[k] for k in keys} for split, m in manifest.metrics.items()}
     return StageResult(out, {"metrics": headline, "samples_per_second": manifest.training["samples_per_second"]})
 
 

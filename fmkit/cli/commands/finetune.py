@@ -126,12 +126,24 @@ def run(args) -> int:
         if dp:
             print(f"DP-SGD: ε = {dp['epsilon']:.3f} (target {dp['target_epsilon']}), δ = {dp['delta']:.2e}, "
                   f"{dp['accountant']} accountant, noise multiplier {dp['noise_multiplier']:.3f}, C = {dp['max_grad_norm']}")
-        print(format_metrics_table(manifest.metrics))
+        print(metrics_table(manifest))
         for line in recall_lines(manifest.metrics):
             print(line)
         if training.get("status") == "degenerate":
             print("status: DEGENERATE (see the warning above; training.collapse in the manifest)")
     return 0
+
+
+def metrics_table(manifest) -> str:
+    """The splits' headline metrics: a classifier's table, or the task's own keys where it ranks (retrieval: MRR@10,
+    Recall@k, nDCG@10, with its zero-shot start beside them)."""
+    from fmkit.tasks import TASKS
+
+    if all("confusion_matrix" in m for m in manifest.metrics.values()):
+        return format_metrics_table(manifest.metrics)
+    rows = dict(manifest.metrics)
+    rows.update({f"{split} (zero-shot)": m for split, m in manifest.training.get("zero_shot", {}).items()})
+    return format_metrics_table(rows, keys=("count", *TASKS.get(manifest.task).headline_metrics))
 
 
 def recall_lines(metrics: dict) -> list[str]:
