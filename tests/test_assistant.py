@@ -345,3 +345,19 @@ def test_a_fine_tuned_encoder_travels_with_the_assistant_and_calibrates_on_its_h
     assistant = Assistant.open(out)
     assert assistant.describe()["encoder"]["digest"] == manifest["encoder"]["digest"]
     assert assistant.ask("item9")["matches"][0]["source"].startswith("faq:")
+
+
+def test_calibration_leaves_out_questions_the_intent_classifier_trained_on(tiny_bert_dir, tmp_path):
+    from fmkit.finetune import FinetuneConfig
+    from fmkit.finetune.stage import run_finetune
+
+    faq = write_csv(tmp_path / "faq.csv", category_faq(120), header=HEADER)
+    intents = tmp_path / "intents"
+    run_finetune(FinetuneConfig(model=str(tiny_bert_dir), few_shot="off",
+                                data={"source": str(faq), "text_column": "q", "label_column": "category"},
+                                train={"epochs": 1, "batch_size": 16, "learning_rate": 5e-3, "progress": False,
+                                       "precision": "fp32"}), intents)
+    manifest = build(tiny_bert_dir, faq, tmp_path / "routed", intent_column="category", intent_bundle=str(intents))
+    handoff = manifest["handoff"]
+    assert handoff["calibration_source"].startswith("the FAQ's own questions, less 96 the intent classifier")
+    assert handoff["calibration_questions"] == 120 - 96  # its validation and test questions only

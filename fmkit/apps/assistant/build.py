@@ -124,6 +124,21 @@ def calibration_questions(cfg: BuildConfig, faq: Faq, has_intent: bool) -> tuple
     return list(faq.questions), list(faq.answers), "the FAQ's own questions"
 
 
+def without_intent_training(intent, questions: list[str], answers: list[str], source: str):
+    """Leave out calibration questions the intent classifier trained on: its probabilities on them are
+    optimistic, and the routing and threshold would be chosen on them."""
+    trained = intent.trained_questions()
+    if trained is None:
+        warnings.warn(f"{intent.path}: its training data cannot be read back, so calibration questions it trained "
+                      "on cannot be left out; the routing choice and threshold may be optimistic", stacklevel=3)
+        return questions, answers, source
+    keep = [row for row, question in enumerate(questions) if normalize(question) not in trained]
+    if len(keep) == len(questions):
+        return questions, answers, source
+    return ([questions[r] for r in keep], [answers[r] for r in keep],
+            f"{source}, less {len(questions) - len(keep)} the intent classifier trained on")
+
+
 def build_assistant(cfg: BuildConfig, out: Path, *, overwrite: bool = False, log=print) -> dict:
     """Build the assistant directory ``out`` (atomically); returns its manifest."""
     from fmkit.apps.assistant.confidence import Calibrator, choose_threshold, coverage_precision, features
@@ -161,6 +176,9 @@ def build_assistant(cfg: BuildConfig, out: Path, *, overwrite: bool = False, log
                           intent_mass=cfg.intent_mass)
 
     questions, answers, calibration_source = calibration_questions(cfg, faq, intent is not None)
+    if intent is not None:
+        questions, answers, calibration_source = without_intent_training(intent, questions, answers,
+                                                                         calibration_source)
     gold = gold_entries(entries, answers)
     if (gold < 0).any():
         warnings.warn(f"{int((gold < 0).sum())} calibration question(s) have an answer that is not in the FAQ; "

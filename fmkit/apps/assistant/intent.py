@@ -39,6 +39,25 @@ class IntentModel:
                                 f"column has {len(unknown)} it does not know ({', '.join(map(repr, unknown[:5]))}); "
                                 "fine-tune the intent bundle on this FAQ's category column")
 
+    def trained_questions(self) -> set[str] | None:
+        """The questions the classifier trained on (its saved train split of its recorded data), normalized;
+        None when its training data cannot be read back. Its probabilities on them are optimistic."""
+        import warnings
+
+        from fmkit.apps.assistant.faq import normalize
+        from fmkit.bundle.split import split_rows
+        from fmkit.data.config import DataConfig
+        from fmkit.data.dataset import load_text_classification
+
+        stored = self.model.manifest.data.get("config")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its cleaning report was shown when it trained
+                data = load_text_classification(DataConfig.model_validate(stored))
+        except (BadInputError, OSError, ValueError, TypeError):
+            return None
+        return {normalize(data.texts[row]) for row in split_rows(self.path, data, "train")}
+
     def probabilities(self, questions: list[str]) -> np.ndarray:
         """(questions, labels) probabilities."""
         return np.asarray(self.model.predict_proba(list(questions)), dtype=np.float32)
