@@ -20,7 +20,7 @@ DEFAULT_TOP_K = 5
 
 
 class Assistant:
-    def __init__(self, path: Path, manifest: dict, retriever, calibrator, *, runtime: str = "auto"):
+    def __init__(self, path: Path, manifest: dict, retriever, calibrator):
         self.path = Path(path)
         self.manifest = manifest
         self.retriever = retriever

@@ -19,7 +19,7 @@ from fmkit.errors import BadInputError
 
 def evaluate_assistant(assistant, data: str, question_column: str, answer_column: str, *,
                        write_report: bool = True) -> dict:
-    from fmkit.apps.assistant.build import gold_entries, measure_ways, ranks_of
+    from fmkit.apps.assistant.build import gold_entries, measure_ways
     from fmkit.apps.assistant.confidence import coverage_precision, ranking_metrics
     from fmkit.apps.assistant.faq import read_faq
 
