@@ -235,3 +235,9 @@ def test_document_queries_add_a_pseudo_question_per_document(tiny_bert_dir, faq_
     manifest = run_finetune(retrieval_config(tiny_bert_dir, path, document_queries=True,
                                              train={**TRAIN, "epochs": 1}), tmp_path / "pseudo")
     assert manifest.training["document_queries"] == 60 and "mrr@10" in manifest.metrics["test"]
+
+
+def test_a_partial_training_section_keeps_the_retrieval_defaults():
+    cfg = retrieval_config("minilm", "pairs.csv", train={"progress": False})  # what `--no-progress` alone makes
+    assert (cfg.train.epochs, cfg.train.early_stopping_patience, cfg.train.progress) == (4, 2, False)
+    assert retrieval_config("minilm", "pairs.csv", train={"epochs": "auto"}).train.epochs == "auto"

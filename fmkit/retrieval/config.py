@@ -52,10 +52,14 @@ class RetrievalDataConfig(BaseModel):
         return self
 
 
+# A bi-encoder on a few hundred pairs: a handful of epochs of in-batch negatives (sentence-transformers' MNRL
+# recipe), early-stopped on validation MRR@10. Not the classifiers' step budget (epochs auto: up to 40): a pretrained
+# sentence encoder needs few steps to adapt and forgets with many, and each pair costs 2-3 forward passes.
+TRAINING_DEFAULTS = {"epochs": 4, "batch_size": 32, "early_stopping_patience": 2}
+
+
 def _retrieval_training() -> TrainConfig:
-    # A bi-encoder on a few hundred pairs: a handful of epochs of in-batch negatives (sentence-transformers'
-    # MNRL recipe), early-stopped on validation MRR@10; each pair is 2-3 forward passes, so fewer epochs than a head.
-    return TrainConfig(epochs=4, batch_size=32, early_stopping_patience=2)
+    return TrainConfig(**TRAINING_DEFAULTS)
 
 
 class RetrievalFinetuneConfig(BaseModel):
@@ -82,6 +86,13 @@ class RetrievalFinetuneConfig(BaseModel):
                                                               "answer's score: likely another right answer")
     document_queries: bool = Field(False, description="also train on one pseudo-question per document of the index: "
                                                       "its first sentence, to find the rest of it (inverse cloze task)")
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train(cls, value: Any) -> Any:
+        """The retrieval defaults under whatever training settings were given (a flag such as --no-progress
+        makes a partial mapping, which would otherwise take the classifiers' defaults)."""
+        return {**TRAINING_DEFAULTS, **value} if isinstance(value, dict) else value
 
     @field_validator("method", mode="before")
     @classmethod
