@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import io
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,8 @@ def train(args) -> None:
     if not (work / "encoder" / "fmkit.json").is_file():
         # the validation/test fractions of the encoder's own split come from train.csv: the held-out file stays unseen
         cli("finetune", "--task", "text-retrieval", "--model", "minilm", "--data", str(data / "train.csv"),
-            "--query-column", "q", "--document-column", "a", "--no-progress", "--out", str(work / "encoder"))
+            "--query-column", "q", "--document-column", "a", "--no-progress", *shlex.split(args.encoder_args),
+            "--out", str(work / "encoder"))
     if args.int8 and not (work / "encoder-int8" / "fmkit.json").is_file():
         cli("compress", str(work / "encoder"), "--method", "quantize-dynamic", "--out", str(work / "encoder-int8"))
     if args.intent and not (work / "intents" / "fmkit.json").is_file():
@@ -130,6 +132,8 @@ def main() -> None:
     parser.add_argument("step", choices=("train", "measure"))
     parser.add_argument("--work", default="bench-assistant", help="folder for the data, models and results")
     parser.add_argument("--intent", action="store_true", help="fine-tune and use the intent classifier too")
+    parser.add_argument("--encoder-args", default="", help="extra `fmkit finetune` flags for the encoder, e.g. "
+                        "'--document-queries --symmetric' (train removes nothing: delete WORK/encoder to retrain)")
     parser.add_argument("--int8", action="store_true", help="quantize the encoder to INT8 ONNX and serve from it")
     args = parser.parse_args()
     train(args) if args.step == "train" else measure(args)
