@@ -6,6 +6,8 @@ import argparse
 
 from fmkit.cli.common import add_json_flag, format_metrics_table, print_json
 
+MAX_LABELS_SHOWN = 20  # a retrieval bundle's labels are its index: hundreds of document keys
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -32,7 +34,9 @@ def run(args) -> int:
                     "manifest_seal": {"state": seal.state, "message": seal.message}})
         return 1 if failed else 0
     print(f"bundle        {args.bundle}")
-    print(f"task          {manifest.task}  labels: {', '.join(manifest.labels)}")
+    shown = ", ".join(manifest.labels[:MAX_LABELS_SHOWN]) + (
+        f" ... ({len(manifest.labels)} in all)" if len(manifest.labels) > MAX_LABELS_SHOWN else "")
+    print(f"task          {manifest.task}  labels: {shown}")
     base_digest = manifest.base_model.get("digest")  # None for a network trained from random init
     print(f"base model    {manifest.base_model.get('name')}  "
           f"({base_digest[:23] + '...' if base_digest else manifest.base_model.get('weights', 'no digest')})")
@@ -52,7 +56,12 @@ def run(args) -> int:
               f"best step {t.get('best_step')}")
     if manifest.metrics:
         print("metrics:")
-        print("  " + format_metrics_table(manifest.metrics).replace("\n", "\n  "))
+        from fmkit.tasks import TASKS
+
+        keys = ("count", *TASKS.get(manifest.task).headline_metrics)  # a ranking task's own (retrieval: MRR@10...)
+        table = (format_metrics_table(manifest.metrics) if all("confusion_matrix" in m for m in manifest.metrics.values())
+                 else format_metrics_table(manifest.metrics, keys=keys))
+        print("  " + table.replace("\n", "\n  "))
     print(f"integrity     {'ok' if not problems else '; '.join(problems)}")
     print(f"manifest      {seal.message}")
     return 1 if failed else 0
