@@ -241,3 +241,13 @@ def test_a_partial_training_section_keeps_the_retrieval_defaults():
     cfg = retrieval_config("minilm", "pairs.csv", train={"progress": False})  # what `--no-progress` alone makes
     assert (cfg.train.epochs, cfg.train.early_stopping_patience, cfg.train.progress) == (4, 2, False)
     assert retrieval_config("minilm", "pairs.csv", train={"epochs": "auto"}).train.epochs == "auto"
+
+
+def test_too_few_candidates_are_filled_with_random_non_answers():
+    from fmkit.retrieval.negatives import mine_hard_negatives
+
+    documents = np.eye(3, dtype=np.float32)
+    chosen, facts = mine_hard_negatives(documents[:1], documents, [0], [{0}], count=2, depth=1, margin=0.05, seed=0)
+    assert sorted(chosen[0].tolist()) == [1, 2] and facts["mined"] == 1 and facts["random_fill"] == 1
+    chosen, _ = mine_hard_negatives(documents[:1], documents[:2], [0], [{0, 1}], count=1, depth=5, margin=0, seed=0)
+    assert chosen.tolist() == [[0]]  # every document is an answer: the positive, which the loss masks

@@ -34,10 +34,10 @@ def mine_hard_negatives(query_vectors: np.ndarray, document_vectors: np.ndarray,
                 if len(picks) == count:
                     break
         mined += len(picks)
-        while len(picks) < count:  # too few hard ones: random documents that are not an answer
-            candidate = int(rng.integers(len(document_vectors)))
-            if candidate not in right and (candidate not in picks or len(document_vectors) <= len(right) + len(picks)):
-                picks.append(candidate)
+        if len(picks) < count:  # too few hard ones: random documents that are not an answer (unused ones first)
+            others = [d for d in range(len(document_vectors)) if d not in right]
+            pool = [d for d in others if d not in picks] or others or [positive]  # an answer is masked in the loss
+            picks += [int(d) for d in rng.choice(pool, count - len(picks), replace=len(pool) < count - len(picks))]
         chosen[row] = picks
     facts = {"hard_negatives": count, "mined": mined, "random_fill": len(query_vectors) * count - mined,
              "mean_rank": round(float(np.mean(ranks)), 2) if ranks else None, "depth": depth, "margin": margin}
