@@ -252,10 +252,11 @@ def test_served_beside_a_bundle_and_names_are_checked(tiny_bundle, assistant_dir
     for flags in (["--assistant", f"support={assistant_dir}", "--assistant", f"support={assistant_dir}"],
                   ["--bundle", f"support={tiny_bundle}", "--assistant", f"support={assistant_dir}"],
                   ["--assistant", f"bad/name={assistant_dir}"], ["--assistant", f"support={tmp_path / 'missing'}"],
-                  ["--assistant", "support"], []):
+                  ["--assistant", "support"], ["--assistant", f"support={tiny_bundle}"], []):
         assert cli(["serve", *flags, "--workspace", str(tmp_path)]) == 2, flags
     errors = capsys.readouterr().err
-    for expected in ("already given to", "is not allowed", "no such directory", "write NAME=PATH", "nothing to serve"):
+    for expected in ("already given to", "is not allowed", "no such directory", "write NAME=PATH", "nothing to serve",
+                     "is not an assistant directory"):
         assert expected in errors
 
 

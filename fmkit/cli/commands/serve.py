@@ -91,9 +91,12 @@ def run(args) -> int:
         raise BadInputError("nothing to serve: pass --bundle NAME=PATH and/or --assistant NAME=DIR")
     for path in bundles.values():
         open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
-    for name, path in assistants.items():  # the directory is verified (digest, seal) when the server opens it
+    for name, path in assistants.items():  # a changed or wrong directory fails here too, before the server starts
         if not Path(path).is_dir():
             raise BadInputError(f"--assistant {name}={path}: no such directory; make one with `fmkit assistant build`")
+        from fmkit.apps.assistant.store import open_manifest
+
+        open_manifest(Path(path))  # digests and seal, without loading its encoder
     config = ServeConfig(bundles=bundles, assistants=assistants, generate=args.generate,
                          host=args.host, port=args.port, workspace=args.workspace,
                          max_batch=args.max_batch if args.max_wait_ms > 0 else 1, max_wait_ms=args.max_wait_ms,
