@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--defaults", action="store_true",
+                        help="train with fmkit's defaults (epochs/patience/learning rate auto), not the fixed settings")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "pooling_heads.jsonl")
     args = parser.parse_args()
 
@@ -82,7 +84,9 @@ def main() -> None:
         for variant in args.variants.split(","):
             train = {"epochs": args.epochs or EPOCHS[args.set], "batch_size": 16, "learning_rate": args.learning_rate,
                      "early_stopping_patience": 3, "progress": False, "seed": args.seed}
-            if variant == "fewshot":  # SetFit's own schedule: one epoch of pairs at 2e-5
+            if args.defaults:
+                train = {"progress": False, "seed": args.seed}
+            if variant == "fewshot" and not args.defaults:  # SetFit's own schedule: one epoch of pairs at 2e-5
                 from fmkit.finetune.fewshot import LEARNING_RATE
 
                 train.update(epochs=1, learning_rate=LEARNING_RATE)
@@ -94,7 +98,7 @@ def main() -> None:
                    "test_macro_f1": round(test["macro_f1"], 4), "test_rows": test["count"],
                    "train_rows": manifest.data.get("splits", {}).get("train"), "steps": manifest.training.get("steps"),
                    "head": manifest.training.get("head"), "seconds": round(time.time() - started, 1),
-                   "learning_rate": args.learning_rate, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                   "learning_rate": manifest.training.get("learning_rate"), "defaults": args.defaults, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             print(json.dumps(row), flush=True)
             with open(args.results, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")

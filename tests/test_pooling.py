@@ -88,7 +88,9 @@ def test_pooled_bundle_opens_in_sentence_transformers_with_the_same_predictions(
     assert config["classifier_pooling"] == "mean" and config["architectures"] == ["PooledBertForSequenceClassification"]
     modules = json.loads((pooled_bundle / "modules.json").read_text())
     assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling", "Dense"]
-    ours, theirs = fmkit_probabilities(pooled_bundle), sentence_transformers_probabilities(pooled_bundle)
+    texts = TEXTS + ["superb but dull " * 100]  # truncated at the bundle's max_length by both
+    assert json.loads((pooled_bundle / "sentence_bert_config.json").read_text())["max_seq_length"] == manifest.max_length
+    ours, theirs = fmkit_probabilities(pooled_bundle, texts), sentence_transformers_probabilities(pooled_bundle, texts)
     assert np.abs(ours - theirs).max() < 1e-5
     assert len(set(ours.argmax(1))) == 2  # it learned something, so agreement is not two constant outputs
 

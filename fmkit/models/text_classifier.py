@@ -93,7 +93,8 @@ def write_sentence_transformers_files(model, directory: Path) -> None:
     _write_json(directory / "modules.json", modules)
     _write_json(directory / "sentence_bert_config.json",
                 {"max_seq_length": getattr(config, MAX_LENGTH_KEY, None) or config.max_position_embeddings,
-                 "do_lower_case": False})
+                 "do_lower_case": False,
+                 "model_args": {"add_pooling_layer": False}})  # the bundle has no BERT pooler: none to load
     _write_json(directory / POOLING_DIR / "config.json", pooling_config(model.pooling, config.hidden_size))
     head = model.classifier
     _write_json(directory / dense_dir / "config.json",
