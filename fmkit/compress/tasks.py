@@ -71,8 +71,9 @@ def methods_for(task: str) -> list[str]:
 
 # -- text ----------------------------------------------------------------------------------------
 
-def _text_data(context):
-    from fmkit.data import DataConfig, load_text_classification
+def recorded_data(context, load: Callable, config_model):
+    """The parent's training data as its manifest records it (``--data`` may move the file), loaded by the task's
+    ``load`` from a ``config_model`` and fingerprint-checked: compression scores on the parent's own split."""
     from fmkit.errors import BadInputError
 
     config = context.manifest.data.get("config")
@@ -80,9 +81,15 @@ def _text_data(context):
         raise BadInputError(f"{context.parent} does not record its training data; compression needs it")
     if context.data_source is not None:
         config = {**config, "source": context.data_source}
-    data = load_text_classification(DataConfig.model_validate(config))
+    data = load(config_model.model_validate(config))
     check_fingerprint(context, data, config["source"])
     return data
+
+
+def _text_data(context):
+    from fmkit.data import DataConfig, load_text_classification
+
+    return recorded_data(context, load_text_classification, DataConfig)
 
 
 def check_fingerprint(context, data, source: str) -> None:

@@ -14,7 +14,21 @@ from fmkit.train.config import TrainConfig
 from fmkit.train.losses import LossConfig
 
 
-class FinetuneConfig(BaseModel):
+class FinetuneMethodChoice(BaseModel):
+    """The ``method`` field's parsing into a registered method's options, and ``method_name``: shared by the
+    finetune configs of the tasks that train with FINETUNE_METHODS (text classification, text retrieval)."""
+
+    @field_validator("method", mode="before", check_fields=False)
+    @classmethod
+    def _method(cls, value: Any) -> BaseModel:
+        return parse_registered_options(value, FINETUNE_METHODS)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name  # type: ignore[attr-defined]
+
+
+class FinetuneConfig(FinetuneMethodChoice):
     """``fmkit finetune``: a base model + labelled texts -> a task bundle."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,12 +56,3 @@ class FinetuneConfig(BaseModel):
     few_shot_max_per_class: int = Field(30, ge=1, description="few_shot auto's threshold: training rows per class")
     privacy: DPConfig | None = Field(None, description="DP-SGD settings (target_epsilon, delta, max_grad_norm, ...); "
                                                       "null trains without differential privacy")
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method(cls, value: Any) -> BaseModel:
-        return parse_registered_options(value, FINETUNE_METHODS)
-
-    @property
-    def method_name(self) -> str:
-        return self.method.name  # type: ignore[attr-defined]

@@ -68,18 +68,11 @@ def check_encoder_parity(model, onnx_path: Path, texts: list[str], tokenizer, ma
 
 def parent_data(context):
     """The parent's training pairs, fingerprint-checked (compression scores on the parent's own split)."""
-    from fmkit.compress.tasks import check_fingerprint
+    from fmkit.compress.tasks import recorded_data
     from fmkit.retrieval.config import RetrievalDataConfig
     from fmkit.retrieval.data import load_pairs
 
-    config = context.manifest.data.get("config")
-    if not config:
-        raise BadInputError(f"{context.parent} does not record its training data; compression needs it")
-    if context.data_source is not None:
-        config = {**config, "source": context.data_source}
-    data = load_pairs(RetrievalDataConfig.model_validate(config))
-    check_fingerprint(context, data, config["source"])
-    return data
+    return recorded_data(context, load_pairs, RetrievalDataConfig)
 
 
 def export_fp32(context, directory: Path, opset: int) -> Path:
