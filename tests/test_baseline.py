@@ -205,3 +205,16 @@ def test_cli_evaluate_prints_the_baseline_and_the_gain(evaluated_bundle):
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(text for text in result.stdout.splitlines() if text.startswith("baseline ("))
     assert "logistic regression on frozen base-model features" in line and "accuracy points" in line
+
+
+def test_report_shows_the_gain_over_the_baseline(tiny_bundle, tmp_path):
+    from fmkit.recipe.report import COLUMNS, render_report, report_rows
+
+    copy = tmp_path / "run" / "reviews"
+    shutil.copytree(tiny_bundle, copy)
+    update_manifest(copy, lambda m: m.training.__setitem__("baseline", {
+        "method": "lr", "encoder": "enc", "test": {"accuracy": m.metrics["test"]["accuracy"] - 0.05}}))
+    rows = report_rows([copy], measure=False)
+    assert rows[0]["gain_over_baseline_points"] == pytest.approx(5.0)
+    assert "gain_over_baseline_points" in [key for key, *_ in COLUMNS]
+    assert "+5.00" in render_report(rows, "run", [])
