@@ -52,7 +52,8 @@ class FinetuneConfig(FinetuneMethodChoice):
                             "(LP-FT), random = a fresh head; auto = the measured default (docs/finetune.md)")
     few_shot: Literal["auto", "on", "off"] = Field(
         "auto", description="SetFit-style few-shot mode (contrastive pairs, then a logistic-regression head); "
-                            "auto: on for full fine-tuning with <= few_shot_max_per_class training rows per class")
+                            "auto: on for full fine-tuning with <= few_shot_max_per_class training rows per class "
+                            "and at most 10 classes")
     few_shot_max_per_class: int = Field(30, ge=1, description="few_shot auto's threshold: training rows per class")
     privacy: DPConfig | None = Field(None, description="DP-SGD settings (target_epsilon, delta, max_grad_norm, ...); "
                                                       "null trains without differential privacy")

@@ -152,6 +152,7 @@ def write_split_and_confusion(directory: Path, data, split_seed: int, metrics: d
 def training_checks(task, cfg, data, label_ids, metrics: dict, training: dict, echo) -> dict:
     """After training: collapse detection (``status``, ``collapse``) and the frozen-embedding baseline (``baseline``);
     each problem is a loud warning and a line for ``echo``."""
+    from fmkit.evaluate.baseline import baseline_warning, frozen_baseline
     from fmkit.finetune.collapse import collapse_message, detect_collapse
 
     facts: dict = {"status": "ok"}
@@ -160,10 +161,6 @@ def training_checks(task, cfg, data, label_ids, metrics: dict, training: dict, e
     if evidence is not None:
         facts.update(status="degenerate", collapse={"split": split, **evidence})
         _loudly(collapse_message(evidence, split, training), echo)
-    try:
-        from fmkit.evaluate.baseline import baseline_warning, frozen_baseline
-    except ImportError:  # the baseline module is optional until it lands
-        return facts
     baseline = frozen_baseline(task, cfg, data, label_ids)
     if baseline is not None:
         facts["baseline"] = baseline
