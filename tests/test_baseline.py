@@ -152,11 +152,11 @@ def test_gate_rule_min_gain_over_baseline():
         == [True]
 
 
-def test_card_shows_the_gain_or_not_measured(tmp_path):
+def test_card_shows_the_baseline_beside_the_model_or_not_measured(tmp_path):
     from fmkit.audit.card import render_markdown
 
-    card = render_markdown(manifest_with(0.80, 0.85), tmp_path / "m")
-    assert "## Baseline" in card and "-5.00 points" in card and "does not beat it" in card
+    card = render_markdown(manifest_with(0.80, 0.85), tmp_path / "m")  # the card prints manifest numbers only
+    assert "## Baseline" in card and "the model 0.8000, the baseline 0.8500" in card and "does not beat it" in card
     assert "| test | 0.8500 | 0.5000 | 20 |" in card
     assert "## Baseline\n_not measured_" in render_markdown(manifest_with(0.80), tmp_path / "m")
 
@@ -215,6 +215,7 @@ def test_report_shows_the_gain_over_the_baseline(tiny_bundle, tmp_path):
     update_manifest(copy, lambda m: m.training.__setitem__("baseline", {
         "method": "lr", "encoder": "enc", "test": {"accuracy": m.metrics["test"]["accuracy"] - 0.05}}))
     rows = report_rows([copy], measure=False)
-    assert rows[0]["gain_over_baseline_points"] == pytest.approx(5.0)
-    assert "gain_over_baseline_points" in [key for key, *_ in COLUMNS]
-    assert "+5.00" in render_report(rows, "run", [])
+    baseline = rows[0]["test_accuracy"] - 0.05
+    assert rows[0]["baseline_test_accuracy"] == pytest.approx(baseline)
+    assert "baseline_test_accuracy" in [key for key, *_ in COLUMNS]
+    assert f"{baseline:.4f}" in render_report(rows, "run", [])  # beside the model's, both manifest numbers

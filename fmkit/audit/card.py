@@ -88,10 +88,10 @@ def _baseline(manifest) -> list[str]:
     rows = [[split, _number(values.get("accuracy")), _number(values.get("macro_f1")), values.get("count", "")]
             for split, values in (("validation", record.get("validation")), ("test", test)) if values]
     return ["## Baseline",
-            f"{test.get('method') or record.get('method')} ({test.get('encoder') or record.get('encoder')}), "
+            f"{test.get('method') or record.get('method')} (`{test.get('encoder') or record.get('encoder')}`), "
             f"fitted on {test.get('train_rows') or record.get('train_rows')} training rows and scored on the "
-            f"model's own held-out rows. Test-accuracy gain of the model over it: "
-            f"{_number(gain, 2) if gain is not None else 'not measured'} points; the model {verdict}.", "",
+            f"model's own held-out rows. Test accuracy: the model {_number(manifest.metrics.get('test', {}).get('accuracy'))}, "
+            f"the baseline {_number(test.get('accuracy'))}; the model {verdict}.", "",
             _table(["split", "baseline accuracy", "baseline macro-F1", "rows"], rows), ""]
 
 
