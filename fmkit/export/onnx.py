@@ -31,22 +31,29 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def export_onnx(model, path: Path, *, opset: int = 17) -> Path:
+    """A sequence classifier: (input_ids, attention_mask) -> logits."""
+    return export_tensor_module(_LogitsOnly(model), model, path, output_name="logits", opset=opset)
+
+
+def export_tensor_module(module, model, path: Path, *, output_name: str, opset: int = 17) -> Path:
+    """Export ``module`` ((input_ids, attention_mask) -> one tensor named ``output_name``) of the transformers
+    ``model`` it wraps, with dynamic batch and sequence axes; refuses model types the exporter is not checked on."""
     model_type = getattr(model.config, "model_type", "?")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise BadInputError(
             f"ONNX export of model type {model_type!r} is not supported; supported: "
             f"{', '.join(SUPPORTED_MODEL_TYPES)}. Run it with the PyTorch runtime instead."
         )
-    model = model.float().eval().cpu()
+    module = module.float().eval().cpu()
     example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    dynamic["logits"] = {0: "batch"}
+    dynamic[output_name] = {0: "batch"}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about python control flow on shapes
-        torch.onnx.export(_LogitsOnly(model), example, str(path), input_names=list(INPUT_NAMES),
-                          output_names=["logits"], dynamic_axes=dynamic, opset_version=opset, dynamo=False,
+        torch.onnx.export(module, example, str(path), input_names=list(INPUT_NAMES),
+                          output_names=[output_name], dynamic_axes=dynamic, opset_version=opset, dynamo=False,
                           do_constant_folding=True)
     return Path(path)
 

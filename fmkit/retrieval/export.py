@@ -22,25 +22,10 @@ PARITY_TEXTS = 32
 
 
 def export_encoder_onnx(model, path: Path, *, opset: int = 17) -> Path:
-    import warnings
+    """The bi-encoder: (input_ids, attention_mask) -> ``embeddings``, through the classifier export's mechanism."""
+    from fmkit.export.onnx import export_tensor_module
 
-    import torch
-
-    from fmkit.export.onnx import SUPPORTED_MODEL_TYPES
-
-    model_type = getattr(model.config, "model_type", "?")
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise BadInputError(f"ONNX export of model type {model_type!r} is not supported; supported: "
-                            f"{', '.join(SUPPORTED_MODEL_TYPES)}. Use the PyTorch runtime instead.")
-    model = model.float().eval().cpu()
-    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    dynamic[OUTPUT_NAME] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about python control flow on shapes
-        torch.onnx.export(model, example, str(path), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
-    return Path(path)
+    return export_tensor_module(model, model, path, output_name=OUTPUT_NAME, opset=opset)
 
 
 def check_encoder_parity(model, onnx_path: Path, texts: list[str], tokenizer, max_length: int) -> float:
