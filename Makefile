@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser datasets demo test test-fast bench clean
+.PHONY: setup browser datasets postgres demo test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,10 +32,18 @@ datasets:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; } || \
 	  echo "dataset-fashion-mnist not installed: the Fashion-MNIST tests will be skipped"
 
+# Debian's PostgreSQL server binaries for the store tests (the test fixture starts a throwaway server as an
+# unprivileged user). Needs root; without it those tests are skipped with a message.
+postgres:
+	@{ command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } || \
+	  echo "postgresql not installed: the PostgreSQL store tests will be skipped"
+
 demo: setup datasets
 	$(BIN)/fmkit run recipes/quickstart.yaml
 
-test: setup browser datasets
+test: setup browser datasets postgres
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
