@@ -201,6 +201,10 @@ def test_zero_shot_base_and_wrong_bundles(tiny_bert_dir, tiny_bundle, retrieval_
         load_encoder(tiny_bundle)
     with pytest.raises(BadInputError, match="has no model.onnx; make one with `fmkit compress"):
         load_encoder(retrieval_bundle, runtime="onnx")
+    import fmkit
+
+    with pytest.raises(BadInputError, match=r"is a text-retrieval bundle: fmkit.load predicts labels.*load_encoder"):
+        fmkit.load(retrieval_bundle)
 
 
 def test_cli_finetune_and_evaluate_print_the_ranking_metrics(tiny_bert_dir, faq_csv, tmp_path, capsys):

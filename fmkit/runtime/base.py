@@ -69,6 +69,9 @@ class ClassifierRuntime:
             )
         refuse_pickles(self.path)
         self.labels = list(self.manifest.labels)
+        if self.adapter.runtime_inputs is None:
+            raise BadInputError(f"{self.path} is a {self.manifest.task} bundle: fmkit.load predicts labels and this task "
+                                f"has none to predict. {self.adapter.opens_with or ''}".rstrip())
         self.inputs = self.adapter.get("runtime_inputs")(self.path, self.manifest)
         self.batch_size = batch_size or self.inputs.batch_size
 

@@ -86,6 +86,7 @@ class TaskAdapter:
     compress: str | None = None  # "module:object": its CompressHooks (fmkit/compress/tasks.py)
     runtime_inputs: str | None = None  # "module:Class": its runtime input preparation (fmkit/runtime/text.py)
     refusal: str = ""  # why an unlabelled bundle cannot be evaluated, compressed or served ({path})
+    opens_with: str = ""  # for a task fmkit.load cannot predict with (no runtime_inputs): what opens its bundles
 
     def get(self, name: str):
         """The object a ``"module:attribute"`` field names, imported now."""

@@ -245,4 +245,6 @@ ADAPTER = register_task(TaskAdapter(
     load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
     data_config=data_config, evaluate=evaluate, headline_metrics=("mrr@10", "recall@1", "recall@5", "recall@10",
                                                                   "ndcg@10"),
-    selection_metric="mrr@10", compress="fmkit.compress.tasks:RETRIEVAL_HOOKS"))
+    selection_metric="mrr@10", compress="fmkit.compress.tasks:RETRIEVAL_HOOKS",
+    opens_with="It is an encoder: embed texts with fmkit.runtime.embeddings.load_encoder(path).encode(texts), "
+               "or serve it inside an assistant (`fmkit assistant build --encoder PATH`)."))
