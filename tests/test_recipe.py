@@ -83,6 +83,7 @@ def test_recipe_runs_caches_and_records(tiny_bert_dir, reviews_csv, tmp_path):
     run_dir = workspace / "runs" / first["run"]
     assert {p.name for p in run_dir.iterdir()} >= {"recipe.yaml", "resolved.json", "run.log", "outputs.json", "ft"}
     assert (workspace / "runs" / second["run"] / "ft" / "fmkit.json").is_file()
+    assert "schedule: 2 epochs" in (run_dir / "run.log").read_text()  # the stage's own choices reach the run log
     listing = subprocess.run([sys.executable, "-m", "fmkit", "runs", "--workspace", str(workspace), "--json"],
                              capture_output=True, text=True, check=True)
     runs = json.loads(listing.stdout)

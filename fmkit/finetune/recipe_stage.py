@@ -17,7 +17,7 @@ def _config_for(raw: dict):
 def _run(cfg, out: Path, context: StageContext) -> StageResult:
     from fmkit.finetune.stage import run_finetune
 
-    manifest = run_finetune(cfg, out, overwrite=True)
+    manifest = run_finetune(cfg, out, overwrite=True, echo=lambda line: context.log("  " + line))  # schedule, warnings
     from fmkit.tasks import TASKS
 
     keys = TASKS.get(manifest.task).headline_metrics[:2]  # a classifier's accuracy and macro-F1; retrieval's MRR@10, R@1
