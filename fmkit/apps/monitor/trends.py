@@ -10,6 +10,7 @@ count 0 — so a baseline is always "the previous ``window`` intervals", not "th
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import pandas as pd
@@ -23,6 +24,8 @@ EVENT_COLUMNS = ("time", "topics", "sentiment", "value")
 
 def interval_delta(interval: str | pd.Timedelta) -> pd.Timedelta:
     """'1h', '1d', '30min' or a Timedelta -> a positive Timedelta (a clear error otherwise)."""
+    if isinstance(interval, str) and re.fullmatch(r"\s*\d+\s*[dD]\s*", interval):
+        interval = interval.strip()[:-1] + "D"  # pandas deprecates a lowercase 'd'; users write '1d'
     try:
         delta = pd.Timedelta(interval)
     except (ValueError, TypeError):

@@ -32,10 +32,10 @@ class DetectorConfig(BaseModel):
     cooldown: int = Field(1, description="alerting intervals separated by at most this many quiet intervals are "
                           "one surge, hence one alert")
     adwin_delta: float = Field(0.002, description="adwin: confidence of a cut (smaller: fewer, surer changes)")
-    ph_threshold: float = Field(8.0, description="page-hinkley: cumulative deviation (in negative events) that "
+    ph_threshold: float = Field(6.0, description="page-hinkley: cumulative deviation (in negative events) that "
                                 "signals a rise")
-    ph_delta: float = Field(0.05, description="page-hinkley: tolerated rise of the negative rate before it counts")
-    ph_alpha: float = Field(0.999, description="page-hinkley: forgetting factor of the running mean")
+    ph_delta: float = Field(0.1, description="page-hinkley: tolerated rise of the negative rate before it counts")
+    ph_alpha: float = Field(1.0, description="page-hinkley: forgetting factor of the running mean")
 
     @model_validator(mode="after")
     def _check(self) -> "DetectorConfig":
