@@ -115,9 +115,9 @@ def permuted(events: pd.DataFrame, seed: int) -> pd.DataFrame:
 def measure_topic(events: pd.DataFrame, interval: str, cfg, mode: str) -> dict:
     from fmkit.apps.monitor.alerts import detect
     from fmkit.apps.monitor.detectors.base import eligible
-    from fmkit.apps.monitor.trends import compute_series
+    from fmkit.apps.monitor.trends import compute_series, interval_delta
 
-    delta = pd.Timedelta(interval.replace("d", "D"))
+    delta = interval_delta(interval)
     series = compute_series(events, interval, window=cfg.window)
     clean_alerts = detect(series, cfg)
     clean_keys = {alert["start"] for alert in clean_alerts}
@@ -159,6 +159,7 @@ def real_alerts(scored: pd.DataFrame, interval: str, cfg) -> list[dict]:
 
 def detect_figures(args) -> None:
     from fmkit.apps.monitor.detectors.config import DETECTOR_NAMES, DetectorConfig
+    from fmkit.apps.monitor.trends import interval_delta
 
     work = Path(args.work)
     scored = pd.read_parquet(work / "scored.parquet")
@@ -175,7 +176,7 @@ def detect_figures(args) -> None:
         for mode in ("replace", "add"):
             per_topic = {}
             for topic, events in streams.items():
-                counts = events.groupby(events["time"].dt.floor(pd.Timedelta(args.interval.replace("d", "D")))).size()
+                counts = events.groupby(events["time"].dt.floor(interval_delta(args.interval))).size()
                 if counts.median() < cfg.min_count:
                     continue
                 per_topic[topic] = measure_topic(events, args.interval, cfg, mode)

@@ -16,7 +16,7 @@ from fmkit.apps.monitor.alerts import detect
 from fmkit.apps.monitor.detectors.base import DETECTORS, get_detector
 from fmkit.apps.monitor.detectors.config import DETECTOR_NAMES, DetectorConfig
 from fmkit.apps.monitor.sinks import AlertSinks, WebhookConfig, post_webhook
-from fmkit.apps.monitor.trends import compute_series, evidence_from_events
+from fmkit.apps.monitor.trends import compute_series, evidence_from_events, interval_delta
 from fmkit.errors import BadInputError
 
 DAY0 = pd.Timestamp("2020-01-01", tz="UTC")
@@ -63,6 +63,8 @@ def test_series_refuses_a_bad_interval_and_missing_columns():
     events = stream(days=2)
     with pytest.raises(BadInputError, match="interval='fortnightly'"):
         compute_series(events, "fortnightly")
+    assert [interval_delta(text) for text in ("1d", "0.5d", "1w", "6h")] == [
+        pd.Timedelta(days=1), pd.Timedelta(hours=12), pd.Timedelta(days=7), pd.Timedelta(hours=6)]
     with pytest.raises(BadInputError, match="positive"):
         compute_series(events, "-1h")
     with pytest.raises(BadInputError, match="sentiment"):

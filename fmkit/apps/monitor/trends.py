@@ -24,8 +24,8 @@ EVENT_COLUMNS = ("time", "topics", "sentiment", "value")
 
 def interval_delta(interval: str | pd.Timedelta) -> pd.Timedelta:
     """'1h', '1d', '30min' or a Timedelta -> a positive Timedelta (a clear error otherwise)."""
-    if isinstance(interval, str) and re.fullmatch(r"\s*\d+\s*[dD]\s*", interval):
-        interval = interval.strip()[:-1] + "D"  # pandas deprecates a lowercase 'd'; users write '1d'
+    if isinstance(interval, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*[dw]\s*", interval):
+        interval = interval.strip()[:-1] + interval.strip()[-1].upper()  # pandas deprecates 'd'/'w'; users write 1d
     try:
         delta = pd.Timedelta(interval)
     except (ValueError, TypeError):
