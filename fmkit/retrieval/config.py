@@ -63,6 +63,10 @@ class RetrievalFinetuneConfig(FinetuneMethodChoice):
                                                              "chosen from")
     mining_margin: float = Field(0.05, ge=0, lt=1, description="skip a candidate scoring above (1 - margin) x the "
                                                               "answer's score: likely another right answer")
+    negative_sampling: Literal["mined", "popularity"] = Field(
+        "mined", description="how the hard negatives are chosen: mined (ranked just below the answer by the zero-shot "
+                             "encoder) or popularity (drawn by how often a document is a training answer, ^0.75; "
+                             "no zero-shot pass over the training queries: for many pairs, e.g. a recommender's)")
     document_queries: bool = Field(False, description="also train on one pseudo-question per document of the index: "
                                                       "its first sentence, to find the rest of it (inverse cloze task)")
 

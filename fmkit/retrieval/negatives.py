@@ -1,4 +1,4 @@
-"""Hard negatives mined from a first pass with the zero-shot encoder.
+"""Hard negatives: mined from a first pass with the zero-shot encoder, or sampled by popularity.
 
 For each training query the base encoder ranks the whole index; its hard negatives are the
 highest-ranked documents that are not one of its answers and score below ``(1 - margin)`` of its
@@ -41,4 +41,29 @@ def mine_hard_negatives(query_vectors: np.ndarray, document_vectors: np.ndarray,
         chosen[row] = picks
     facts = {"hard_negatives": count, "mined": mined, "random_fill": len(query_vectors) * count - mined,
              "mean_rank": round(float(np.mean(ranks)), 2) if ranks else None, "depth": depth, "margin": margin}
+    return chosen, facts
+
+
+def popularity_negatives(positives: list[int], relevant: list[set[int]], index_size: int, count: int,
+                         exponent: float, seed: int) -> tuple:
+    """(rows x count) documents drawn by how often each is a training positive, to the power ``exponent``
+    (word2vec's unigram^0.75; recommenders' popularity-sampled negatives): no zero-shot pass, so it suits
+    many pairs whose "documents" are items that users pick. A draw that is one of the query's answers is
+    redrawn from the other documents (where there are none it stays: the loss masks answers)."""
+    if count == 0 or not len(positives):
+        return np.zeros((len(positives), 0), dtype=np.int64), {"hard_negatives": 0}
+    rng = np.random.default_rng(seed)
+    weights = np.bincount(np.asarray(positives, dtype=np.int64), minlength=index_size).astype(float) ** exponent
+    weights = weights + (weights.sum() == 0)  # no positives counted: uniform
+    probabilities = weights / weights.sum()
+    chosen = rng.choice(index_size, size=(len(positives), count), p=probabilities)
+    for row, right in enumerate(relevant):  # a draw that is an answer of its own query: redrawn from the others
+        clashes = [column for column in range(count) if chosen[row, column] in right]
+        if clashes:
+            others = probabilities.copy()
+            others[list(right)] = 0.0
+            if others.sum() > 0:
+                chosen[row, clashes] = rng.choice(index_size, size=len(clashes), p=others / others.sum())
+    facts = {"hard_negatives": count, "sampling": "popularity", "exponent": exponent,
+             "distinct_negatives": int(len(np.unique(chosen)))}
     return chosen, facts

@@ -19,6 +19,7 @@ from fmkit.tasks.base import Capabilities, TaskAdapter, TrainingSetup, register_
 
 NAME = "text-retrieval"
 EVALUATION_BATCH = 64  # texts per batch when the finetune stage embeds a split or the index
+POPULARITY_EXPONENT = 0.75  # popularity-sampled negatives: frequency^0.75 (word2vec's smoothing of the unigram draw)
 
 
 def require_encoder_bundle(manifest, path) -> None:
@@ -99,7 +100,7 @@ def prepare(cfg, data) -> TrainingSetup:
     from fmkit.retrieval.encoder_model import load_bi_encoder
     from fmkit.retrieval.methods import prepare_encoder
     from fmkit.retrieval.metrics import ranking_metrics
-    from fmkit.retrieval.negatives import mine_hard_negatives
+    from fmkit.retrieval.negatives import mine_hard_negatives, popularity_negatives
     from fmkit.train.precision import select_device
     from transformers import AutoTokenizer
 
@@ -126,10 +127,14 @@ def prepare(cfg, data) -> TrainingSetup:
                                        inputs[name].relevant)
                  for name in ("validation", "test") if data.splits[name]}
     train = inputs["train"]
-    negatives, mining = mine_hard_negatives(
-        embed(model, train.encoded, tokenizer.pad_token_id, device) if train.positives else np.zeros((0, 1)), index,
-        train.positives, train.relevant, min(cfg.hard_negatives, max(len(data.documents) - 1, 0)), cfg.mining_depth,
-        cfg.mining_margin, cfg.train.seed)
+    count = min(cfg.hard_negatives, max(len(data.documents) - 1, 0))
+    if cfg.negative_sampling == "popularity":
+        negatives, mining = popularity_negatives(train.positives, train.relevant, len(data.documents), count,
+                                                 POPULARITY_EXPONENT, cfg.train.seed)
+    else:
+        negatives, mining = mine_hard_negatives(
+            embed(model, train.encoded, tokenizer.pad_token_id, device) if train.positives else np.zeros((0, 1)),
+            index, train.positives, train.relevant, count, cfg.mining_depth, cfg.mining_margin, cfg.train.seed)
     training_documents, origin, pseudo = documents.input_ids, list(range(len(data.documents))), 0
     if cfg.document_queries:
         inputs["train"], negatives, training_documents, origin, pseudo = with_document_queries(

@@ -1,0 +1,176 @@
+"""The recommender's text interest model and hybrid ranker on a tiny in-code BERT and synthetic users.
+
+Synthetic world: items belong to one of four groups named by a word in their text; each user picks
+items of one group over time. A text model that reads the history must learn "history of group g ->
+an item of group g"; the ranker must keep seen items out and combine its components.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FILLER, POSITIVE
+
+GROUPS = POSITIVE[:4]
+TEXT = {"model": None, "epochs": 5, "learning_rate": 3e-3, "max_length": 64, "precision": "fp32", "batch_size": 16,
+        "threads": 1}
+
+
+def synthetic_data(users: int = 60, items: int = 48, per_user: int = 12, seed: int = 0):
+    """Items of four word-groups; each user picks ``per_user`` items of their group, one per time step."""
+    import pandas as pd
+
+    rng = random.Random(seed)
+    catalogue = pd.DataFrame([{"item": 100 + i, "text": f"{GROUPS[i % 4]} {' '.join(rng.sample(FILLER, 3))} {i}",
+                               "genres": GROUPS[i % 4], "year": 1990 + i % 7} for i in range(items)])
+    rows = []
+    for user in range(users):
+        mine = [100 + i for i in range(items) if i % 4 == user % 4]
+        rows += [{"user": user, "item": item, "time": t} for t, item in enumerate(rng.sample(mine, per_user))]
+    frame = pd.DataFrame(rows)
+    last = frame.groupby("user")["time"].transform("max")
+    return types.SimpleNamespace(items=catalogue, train=frame[frame.time < last - 1], valid=frame[frame.time == last - 1],
+                                 test=frame[frame.time == last], cold_items=set(),
+                                 item_index={100 + i: i for i in range(items)})
+
+
+def histories_of(data, *splits):
+    import pandas as pd
+
+    frame = pd.concat([getattr(data, s) for s in splits]).sort_values(["user", "time"])
+    return frame.groupby("user")["item"].apply(list)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_data()
+
+
+@pytest.fixture(scope="module")
+def text_model(tiny_bert_dir, data, tmp_path_factory):
+    from fmkit.apps.recommend.text_model import TextInterestModel, TextModelConfig
+
+    cfg = TextModelConfig(**{**TEXT, "model": str(tiny_bert_dir)})
+    return TextInterestModel(cfg).fit(data, tmp_path_factory.mktemp("text-model"), log=lambda line: None)
+
+
+def test_training_pairs_come_from_the_train_split_only(data):
+    from fmkit.apps.recommend.text_model import TextModelConfig, item_texts, training_pairs
+
+    texts = dict(zip([100 + i for i in range(48)], item_texts(data)))
+    queries, documents, facts = training_pairs(data.train, texts, TextModelConfig(pairs_per_user=3))
+    held_out = {texts[i] for i in set(data.valid["item"]) | set(data.test["item"])} - \
+        {texts[i] for i in set(data.train["item"])}
+    assert facts["pairs"] == len(queries) == 60 * 3
+    assert not held_out & set(documents)
+    train_sets = data.train.sort_values("time").groupby("user")["item"].apply(list)
+    for query, document in zip(queries[:10], documents[:10]):  # the query is the newest history first
+        first = query.split(" ; ")[0]
+        assert any(texts[i].startswith(first) for user in train_sets for i in user)
+        assert document in texts.values()
+
+
+def test_popularity_negatives_follow_the_answers_and_avoid_the_query_s_own():
+    from fmkit.retrieval.negatives import popularity_negatives
+
+    positives = [0] * 80 + [1] * 15 + [2] * 5
+    relevant = [{p} for p in positives]
+    chosen, facts = popularity_negatives(positives, relevant, 4, 3, 0.75, seed=1)
+    again, _ = popularity_negatives(positives, relevant, 4, 3, 0.75, seed=1)
+    assert chosen.shape == (100, 3) and facts["sampling"] == "popularity"
+    assert np.array_equal(chosen, again)
+    assert not any(chosen[row, column] in relevant[row] for row in range(100) for column in range(3))
+    assert 3 not in chosen  # never a training answer: weight 0
+    rows_of_item_two = chosen[95:]  # their draws are items 0 and 1 in ratio (80/15)^0.75 ~ 3.5
+    assert (rows_of_item_two == 0).sum() > (rows_of_item_two == 1).sum()
+
+
+def test_text_model_learns_the_history_to_next_item_signal(text_model, data):
+    users = sorted(data.test["user"].unique())
+    histories = histories_of(data, "train", "valid")
+    scores = text_model.score(users, [histories[u] for u in users])
+    assert scores.shape == (len(users), 48)
+    seen = [[data.item_index[i] for i in histories[u]] for u in users]
+    for row, positions in enumerate(seen):
+        scores[row, positions] = -np.inf
+    top = scores.argmax(axis=1)
+    same_group = np.mean([(top[row] % 4) == (user % 4) for row, user in enumerate(users)])
+    assert same_group >= 0.6, same_group  # chance is 0.25
+    assert text_model.encoder_.runtime == "onnx"
+    assert text_model.facts_["pairs"]["from"] == "train split"
+    assert not text_model.score([0], [[]]).any()  # no history, no opinion
+
+
+def test_text_model_saves_npy_and_json_and_loads_the_same_scores(text_model, data, tmp_path):
+    from fmkit.apps.recommend.text_model import EMBEDDINGS_FILE, META_FILE, TextInterestModel
+    from fmkit.errors import BadInputError
+
+    history = histories_of(data, "train")[3]
+    text_model.save(tmp_path / "text")
+    assert np.load(tmp_path / "text" / EMBEDDINGS_FILE, allow_pickle=False).shape == (48, 32)
+    assert json.loads((tmp_path / "text" / META_FILE).read_text())["items"][:2] == [100, 101]
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
+    loaded = TextInterestModel.load(tmp_path / "text")
+    assert np.allclose(loaded.score([3], [history]), text_model.score([3], [history]), atol=1e-5)
+    with pytest.raises(BadInputError, match="unknown item id"):
+        loaded.score([3], [[999999]])
+    loaded.add_items([500], [f"{GROUPS[3]} the film 500"])
+    scores = loaded.score([3], [history])
+    assert scores.shape == (1, 49) and np.isfinite(scores[0, 48])
+    with pytest.raises(BadInputError, match="already exist"):
+        loaded.add_items([500], ["again"])
+    with pytest.raises(BadInputError, match="not a saved text interest model"):
+        TextInterestModel.load(tmp_path)
+
+
+class CoOccurrence:
+    """Item co-occurrence counts over the train split: the simplest collaborative scorer (a second component)."""
+
+    name = "co-occurrence"
+
+    def fit(self, data):
+        items = len(data.item_index)
+        users = {u: k for k, u in enumerate(sorted(data.train["user"].unique()))}
+        matrix = np.zeros((len(users), items), dtype=np.float32)
+        matrix[data.train["user"].map(users).to_numpy(), data.train["item"].map(data.item_index).to_numpy()] = 1
+        self.similar = matrix.T @ matrix
+        np.fill_diagonal(self.similar, 0)
+        self.index = data.item_index
+        return self
+
+    def score(self, users, histories):
+        return np.stack([self.similar[[self.index[i] for i in h]].sum(axis=0) if h else
+                         np.zeros(len(self.index), np.float32) for h in histories])
+
+
+def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(text_model, data, tmp_path):
+    from fmkit.apps.recommend.hybrid import META_FILE, RANKER_FILE, HybridConfig, HybridRanker
+    from fmkit.errors import BadInputError
+
+    components = {"co-occurrence": CoOccurrence().fit(data), "text": text_model}
+    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, min_rows_in_leaf=5, threads=1)).fit(
+        data, log=lambda line: None)
+    assert hybrid.facts_["candidate_recall"] > 0.5 and hybrid.facts_["trained_on_users"] > 0
+    users = sorted(data.test["user"].unique())
+    histories = histories_of(data, "train", "valid")
+    scores = hybrid.score(users, [histories[u] for u in users])
+    for row, user in enumerate(users):
+        assert np.isneginf(scores[row, [data.item_index[i] for i in histories[user]]]).all()  # seen filtered
+    top10 = np.argsort(-scores, axis=1)[:, :10]
+    positions = [data.item_index[i] for i in data.test.set_index("user").loc[users, "item"]]
+    assert np.mean([p in row for p, row in zip(positions, top10)]) >= 0.6
+    hybrid.save(tmp_path / "hybrid")
+    assert (tmp_path / "hybrid" / RANKER_FILE).read_text().startswith("tree")  # LightGBM's text format
+    assert json.loads((tmp_path / "hybrid" / META_FILE).read_text())["components"] == ["co-occurrence", "text"]
+    loaded = HybridRanker.load(tmp_path / "hybrid", components)
+    again = loaded.score(users[:5], [histories[u] for u in users[:5]])
+    assert np.array_equal(np.isinf(again), np.isinf(scores[:5]))
+    assert np.allclose(again[np.isfinite(again)], scores[:5][np.isfinite(scores[:5])], atol=1e-6)
+    with pytest.raises(BadInputError, match="needs the component"):
+        HybridRanker.load(tmp_path / "hybrid", {"text": text_model})
