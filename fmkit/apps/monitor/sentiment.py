@@ -1,0 +1,159 @@
+"""Sentiment models for the monitor: a fine-tuned fmkit bundle (fastest runtime it has) and the
+default financial sentiment bundle, built on first use and cached in the workspace.
+
+No labelled financial sentiment set ships in any package, so the default bundle is trained on what
+does: the Guardian headlines that are NOT in the gold set, weakly labelled by the Loughran-McDonald
+lexicon, plus the gold set's ``train`` half (hand labels). The gold ``test`` half never trains it.
+It is a normal bundle made by fmkit's finetune stage, then INT8-quantized by the compress stage
+(ONNX Runtime); the scorer runs the INT8 variant. The cache key is a digest of the data files and
+the settings, so a change to either builds a new bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from fmkit.errors import BadInputError
+
+LABELS = ("negative", "neutral", "positive")
+CACHE_FOLDER = "monitor-sentiment"
+FULL, COMPRESSED = "full", "int8"
+
+
+class DefaultSentimentSettings(BaseModel):
+    """How the default sentiment bundle is trained (part of its cache key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("minilm", description="base model to fine-tune")
+    max_length: int = Field(48, ge=8, description="tokens per headline (Guardian headlines are under 40)")
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    gold_train_repeats: int = Field(3, ge=0, description="times each hand-labelled gold train row is repeated "
+                                                         "(hand labels outweigh the weak ones)")
+    weak_rows: int | None = Field(None, ge=10, description="weakly labelled headlines used (None: all)")
+    compress: bool = Field(True, description="also build the INT8 ONNX variant the scorer runs")
+    max_accuracy_drop: float = Field(1.0, ge=0, description="accuracy points the INT8 variant may lose")
+    seed: int = Field(0)
+
+
+class BundleSentiment:
+    """A text-classification bundle whose labels are negative / neutral / positive (or a subset)."""
+
+    def __init__(self, path: Path, *, batch_size: int | None = None, threads: int | None = None):
+        import fmkit
+
+        self.path = Path(path)
+        options = {key: value for key, value in (("batch_size", batch_size), ("threads", threads)) if value}
+        try:
+            self.model = fmkit.load(self.path, **options)
+        except BadInputError as error:
+            raise BadInputError(f"--sentiment {self.path}: {error}") from None
+        labels = [str(label).lower() for label in self.model.labels]
+        unknown = sorted(set(labels) - set(LABELS))
+        if unknown:
+            raise BadInputError(f"--sentiment {self.path} predicts {unknown}, not sentiment; the monitor needs a "
+                                "bundle with labels negative/neutral/positive (fine-tune one with a label column "
+                                "holding those)")
+        self.columns = [LABELS.index(label) for label in labels]
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """(texts, 3) probabilities in LABELS order (a label the bundle lacks gets 0)."""
+        probabilities = np.asarray(self.model.predict_proba(list(texts)), dtype=np.float32)
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        out[:, self.columns] = probabilities
+        return out
+
+    def describe(self) -> dict:
+        manifest = self.model.manifest
+        return {"kind": "bundle", "bundle": str(self.path), "digest": manifest.content_digest,
+                "runtime": manifest.runtime, "labels": list(manifest.labels),
+                "test_accuracy": manifest.metrics.get("test", {}).get("accuracy")}
+
+
+def training_rows(settings: DefaultSentimentSettings) -> list[dict]:
+    """Weak-labelled non-gold headlines + the gold train rows (repeated), as {text, label}."""
+    import random
+
+    from fmkit.apps.monitor.gold import guardian_headlines, read_gold
+    from fmkit.apps.monitor.lexicon import lexicon_labels
+
+    gold = read_gold()
+    gold_texts = {row["text"] for row in gold}
+    weak = [row["text"] for row in guardian_headlines() if row["text"] not in gold_texts]
+    if settings.weak_rows is not None:
+        weak = random.Random(settings.seed).sample(weak, min(settings.weak_rows, len(weak)))
+    rows = [{"text": text, "label": label} for text, label in zip(weak, lexicon_labels(weak))]
+    for row in gold:
+        if row["split"] == "train":
+            rows += [{"text": row["text"], "label": row["sentiment"]}] * settings.gold_train_repeats
+    return rows
+
+
+def cache_key(settings: DefaultSentimentSettings) -> str:
+    """Digest of the data files and the settings: what the default bundle is a function of."""
+    from fmkit.apps.monitor.gold import GOLD_FILE, file_digest, guardian_file
+    from fmkit.apps.monitor.lexicon import lexicon_file
+
+    payload = {"settings": settings.model_dump(mode="json"), "gold": file_digest(GOLD_FILE),
+               "guardian": file_digest(guardian_file()), "lexicon": file_digest(lexicon_file())}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_default_bundle(directory: Path, settings: DefaultSentimentSettings, log=print) -> None:
+    """Fine-tune (and compress) into ``directory``/full and ``directory``/int8."""
+    from fmkit.finetune import FinetuneConfig
+    from fmkit.finetune.stage import run_finetune
+    from fmkit.fileio import write_json_atomic
+
+    rows = training_rows(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    data_file = directory / "train.jsonl"
+    data_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    counts = {label: sum(row["label"] == label for row in rows) for label in LABELS}
+    log(f"default sentiment: fine-tuning {settings.model} on {len(rows)} headlines ({counts}; weak lexicon labels "
+        "on the Guardian headlines outside the gold set + the gold train rows)")
+    cfg = FinetuneConfig(model=settings.model, max_length=settings.max_length,
+                         data={"source": str(data_file), "seed": settings.seed, "drop_duplicates": False},
+                         train={"epochs": settings.epochs, "batch_size": settings.batch_size,
+                                "learning_rate": settings.learning_rate, "progress": False, "seed": settings.seed})
+    run_finetune(cfg, directory / FULL, echo=log)
+    if settings.compress:
+        from fmkit.compress.config import CompressConfig
+        from fmkit.compress.stage import run_compress
+
+        run_compress(directory / FULL, CompressConfig(method="quantize-dynamic", measure={"enabled": False},
+                                                      max_accuracy_drop=settings.max_accuracy_drop),
+                     directory / COMPRESSED, log=log)
+    write_json_atomic(directory / "settings.json", settings.model_dump(mode="json"))
+
+
+def default_sentiment_bundle(workspace: Path, *, settings: DefaultSentimentSettings | None = None,
+                             variant: str = "auto", log=print) -> Path:
+    """The default bundle's path (``variant`` auto: INT8 when built, else full), building it on first use."""
+    settings = settings or DefaultSentimentSettings()
+    root = Path(workspace).expanduser() / CACHE_FOLDER
+    directory = root / cache_key(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(root / ".lock", "w") as lock:  # two processes on one workspace: the second waits, then reuses
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "settings.json").is_file():  # settings.json is written last: it marks a finished build
+            log(f"default sentiment bundle not in the workspace yet: building it once into {directory} "
+                "(minutes on 2 cores; cached after that)")
+            shutil.rmtree(directory, ignore_errors=True)  # what a killed build left
+            build_default_bundle(directory, settings, log=log)
+        else:
+            log(f"default sentiment bundle: cached in {directory}")
+    chosen = variant if variant != "auto" else (COMPRESSED if (directory / COMPRESSED).is_dir() else FULL)
+    if not (directory / chosen).is_dir():
+        raise BadInputError(f"{directory} has no {chosen!r} variant (settings compress={settings.compress})")
+    return directory / chosen
