@@ -22,34 +22,35 @@ TEXT = {"model": None, "epochs": 5, "learning_rate": 3e-3, "max_length": 64, "pr
         "threads": 1}
 
 
-def synthetic_data(users: int = 60, items: int = 48, per_user: int = 12, seed: int = 0):
-    """Items of four word-groups; each user picks ``per_user`` items of their group, one per time step."""
+def synthetic_tables(directory: Path, users: int = 60, items: int = 48, per_user: int = 12, seed: int = 0):
+    """Items of four word-groups; each user picks ``per_user`` items of their group, one a day; as the CSV
+    files a user would bring (interactions + items), read by the recommender's data layer."""
     import pandas as pd
 
     rng = random.Random(seed)
-    catalogue = pd.DataFrame([{"item": 100 + i, "text": f"{GROUPS[i % 4]} {' '.join(rng.sample(FILLER, 3))} {i}",
+    catalogue = pd.DataFrame([{"item": 100 + i, "title": f"{GROUPS[i % 4]} {' '.join(rng.sample(FILLER, 3))} {i}",
                                "genres": GROUPS[i % 4], "year": 1990 + i % 7} for i in range(items)])
     rows = []
     for user in range(users):
         mine = [100 + i for i in range(items) if i % 4 == user % 4]
-        rows += [{"user": user, "item": item, "time": t} for t, item in enumerate(rng.sample(mine, per_user))]
-    frame = pd.DataFrame(rows)
-    last = frame.groupby("user")["time"].transform("max")
-    return types.SimpleNamespace(items=catalogue, train=frame[frame.time < last - 1], valid=frame[frame.time == last - 1],
-                                 test=frame[frame.time == last], cold_items=set(),
-                                 item_index={100 + i: i for i in range(items)})
+        rows += [{"user": user, "item": item, "time": f"2020-01-{t + 1:02d}T12:00:00Z"}
+                 for t, item in enumerate(rng.sample(mine, per_user))]
+    catalogue.to_csv(directory / "items.csv", index=False)
+    pd.DataFrame(rows).to_csv(directory / "interactions.csv", index=False)
+    return directory / "interactions.csv", directory / "items.csv"
 
 
-def histories_of(data, *splits):
-    import pandas as pd
-
-    frame = pd.concat([getattr(data, s) for s in splits]).sort_values(["user", "time"])
-    return frame.groupby("user")["item"].apply(list)
+def histories_of(data, split: str):
+    return dict(zip(data.user_index, data.histories(list(data.user_index), split)))
 
 
 @pytest.fixture(scope="module")
-def data():
-    return synthetic_data()
+def data(tmp_path_factory):
+    from fmkit.apps.recommend.data import RecommendDataConfig, load_interactions
+
+    interactions, items = synthetic_tables(tmp_path_factory.mktemp("shop"))
+    return load_interactions(RecommendDataConfig(interactions=str(interactions), items=str(items),
+                                                 text_columns=["title", "genres"]))
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +64,16 @@ def text_model(tiny_bert_dir, data, tmp_path_factory):
 def test_training_pairs_come_from_the_train_split_only(data):
     from fmkit.apps.recommend.text_model import TextModelConfig, item_texts, training_pairs
 
-    texts = dict(zip([100 + i for i in range(48)], item_texts(data)))
+    texts = dict(zip(data.item_index, item_texts(data)))
     queries, documents, facts = training_pairs(data.train, texts, TextModelConfig(pairs_per_user=3))
-    held_out = {texts[i] for i in set(data.valid["item"]) | set(data.test["item"])} - \
-        {texts[i] for i in set(data.train["item"])}
-    assert facts["pairs"] == len(queries) == 60 * 3
-    assert not held_out & set(documents)
-    train_sets = data.train.sort_values("time").groupby("user")["item"].apply(list)
-    for query, document in zip(queries[:10], documents[:10]):  # the query is the newest history first
-        first = query.split(" ; ")[0]
-        assert any(texts[i].startswith(first) for user in train_sets for i in user)
-        assert document in texts.values()
+    assert facts["pairs"] == len(queries) == 3 * data.train["user"].nunique()
+    held_out = {texts[i] for i in set(data.valid["item"]) | set(data.test["item"]) | data.cold_items}
+    later = {texts[i] for i in set(data.train["item"])}
+    assert not (held_out - later) & set(documents + [p for q in queries for p in q.split(" ; ")])
+    assert not {texts[i] for i in data.cold_items} & set(documents)  # cold items never trained on
+    train_texts = {texts[i] for i in data.train["item"]}
+    assert set(documents) <= train_texts
+    assert all(set(q.split(" ; ")) <= train_texts for q in queries)  # histories: the train split too
 
 
 def test_popularity_negatives_follow_the_answers_and_avoid_the_query_s_own():
@@ -93,15 +93,18 @@ def test_popularity_negatives_follow_the_answers_and_avoid_the_query_s_own():
 
 def test_text_model_learns_the_history_to_next_item_signal(text_model, data):
     users = sorted(data.test["user"].unique())
-    histories = histories_of(data, "train", "valid")
+    histories = histories_of(data, "test")
     scores = text_model.score(users, [histories[u] for u in users])
-    assert scores.shape == (len(users), 48)
-    seen = [[data.item_index[i] for i in histories[u]] for u in users]
-    for row, positions in enumerate(seen):
-        scores[row, positions] = -np.inf
-    top = scores.argmax(axis=1)
-    same_group = np.mean([(top[row] % 4) == (user % 4) for row, user in enumerate(users)])
+    assert scores.shape == (len(users), data.n_items)
+    for row, user in enumerate(users):
+        scores[row, data.item_positions(histories[user])] = -np.inf
+    top = data.item_index[scores.argmax(axis=1)]
+    same_group = np.mean([(item - 100) % 4 == user % 4 for item, user in zip(top, users)])
     assert same_group >= 0.6, same_group  # chance is 0.25
+    cold = sorted(data.cold_items)  # never trained on, still ranked by their text
+    cold_scores = text_model.score(users, [histories[u] for u in users])[:, data.item_positions(cold)]
+    best_cold = np.array(cold)[cold_scores.argmax(axis=1)]
+    assert np.mean([(item - 100) % 4 == user % 4 for item, user in zip(best_cold, users)]) >= 0.5
     assert text_model.encoder_.runtime == "onnx"
     assert text_model.facts_["pairs"]["from"] == "train split"
     assert not text_model.score([0], [[]]).any()  # no history, no opinion
@@ -111,10 +114,10 @@ def test_text_model_saves_npy_and_json_and_loads_the_same_scores(text_model, dat
     from fmkit.apps.recommend.text_model import EMBEDDINGS_FILE, META_FILE, TextInterestModel
     from fmkit.errors import BadInputError
 
-    history = histories_of(data, "train")[3]
+    history = histories_of(data, "valid")[3]
     text_model.save(tmp_path / "text")
-    assert np.load(tmp_path / "text" / EMBEDDINGS_FILE, allow_pickle=False).shape == (48, 32)
-    assert json.loads((tmp_path / "text" / META_FILE).read_text())["items"][:2] == [100, 101]
+    assert np.load(tmp_path / "text" / EMBEDDINGS_FILE, allow_pickle=False).shape == (data.n_items, 32)
+    assert json.loads((tmp_path / "text" / META_FILE).read_text())["items"] == list(data.item_index)
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
     loaded = TextInterestModel.load(tmp_path / "text")
     assert np.allclose(loaded.score([3], [history]), text_model.score([3], [history]), atol=1e-5)
@@ -122,7 +125,7 @@ def test_text_model_saves_npy_and_json_and_loads_the_same_scores(text_model, dat
         loaded.score([3], [[999999]])
     loaded.add_items([500], [f"{GROUPS[3]} the film 500"])
     scores = loaded.score([3], [history])
-    assert scores.shape == (1, 49) and np.isfinite(scores[0, 48])
+    assert scores.shape == (1, data.n_items + 1) and np.isfinite(scores[0, -1])
     with pytest.raises(BadInputError, match="already exist"):
         loaded.add_items([500], ["again"])
     with pytest.raises(BadInputError, match="not a saved text interest model"):
@@ -135,18 +138,16 @@ class CoOccurrence:
     name = "co-occurrence"
 
     def fit(self, data):
-        items = len(data.item_index)
         users = {u: k for k, u in enumerate(sorted(data.train["user"].unique()))}
-        matrix = np.zeros((len(users), items), dtype=np.float32)
-        matrix[data.train["user"].map(users).to_numpy(), data.train["item"].map(data.item_index).to_numpy()] = 1
+        matrix = np.zeros((len(users), data.n_items), dtype=np.float32)
+        matrix[data.train["user"].map(users).to_numpy(), data.item_positions(data.train["item"])] = 1
         self.similar = matrix.T @ matrix
         np.fill_diagonal(self.similar, 0)
-        self.index = data.item_index
+        self.positions = data.item_positions
         return self
 
     def score(self, users, histories):
-        return np.stack([self.similar[[self.index[i] for i in h]].sum(axis=0) if h else
-                         np.zeros(len(self.index), np.float32) for h in histories])
+        return np.stack([self.similar[self.positions(h)].sum(axis=0) for h in histories])
 
 
 def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(text_model, data, tmp_path):
@@ -158,13 +159,15 @@ def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(
         data, log=lambda line: None)
     assert hybrid.facts_["candidate_recall"] > 0.5 and hybrid.facts_["trained_on_users"] > 0
     users = sorted(data.test["user"].unique())
-    histories = histories_of(data, "train", "valid")
+    histories = histories_of(data, "test")
     scores = hybrid.score(users, [histories[u] for u in users])
     for row, user in enumerate(users):
-        assert np.isneginf(scores[row, [data.item_index[i] for i in histories[user]]]).all()  # seen filtered
+        assert np.isneginf(scores[row, data.item_positions(histories[user])]).all()  # seen filtered
+    assert (np.isfinite(scores).sum(axis=1) == data.n_items - np.array([len(set(histories[u])) for u in users])).all()
     top10 = np.argsort(-scores, axis=1)[:, :10]
-    positions = [data.item_index[i] for i in data.test.set_index("user").loc[users, "item"]]
-    assert np.mean([p in row for p, row in zip(positions, top10)]) >= 0.6
+    relevant = data.test.groupby("user")["item"].apply(set)
+    hits = [bool(set(data.item_index[row]) & relevant[user]) for user, row in zip(users, top10)]
+    assert np.mean(hits) >= 0.6
     hybrid.save(tmp_path / "hybrid")
     assert (tmp_path / "hybrid" / RANKER_FILE).read_text().startswith("tree")  # LightGBM's text format
     assert json.loads((tmp_path / "hybrid" / META_FILE).read_text())["components"] == ["co-occurrence", "text"]
@@ -172,5 +175,7 @@ def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(
     again = loaded.score(users[:5], [histories[u] for u in users[:5]])
     assert np.array_equal(np.isinf(again), np.isinf(scores[:5]))
     assert np.allclose(again[np.isfinite(again)], scores[:5][np.isfinite(scores[:5])], atol=1e-6)
+    loaded.add_items([500], [1995.0], [["great", "unknown-genre"]])
+    assert loaded.stats_.shape[0] == loaded.genres_.shape[0] == data.n_items + 1 and loaded.genres_[-1].sum() == 1
     with pytest.raises(BadInputError, match="needs the component"):
         HybridRanker.load(tmp_path / "hybrid", {"text": text_model})

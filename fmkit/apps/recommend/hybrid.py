@@ -7,10 +7,12 @@ per-user ranks, the item's popularity (all time and recent), its year against th
 much of the user's history shares its genres, and ranks with a LambdaRank model (LightGBM) trained
 on the validation slice: the components are fitted on the train split, their histories are the
 train split and the labels are the validation items, so the ranker learns how to combine them on
-interactions none of them saw. Items in a user's history are never candidates (seen items filtered).
+interactions none of them saw. Items in a user's history are never candidates (seen items filtered,
+-inf); the items outside the candidates follow below them in the text model's order (or the first
+component's), so a full ranking exists for every item, cold ones included.
 
     hybrid = HybridRanker({"als": als, "item-knn": knn, "text": text}, HybridConfig()).fit(data)
-    scores = hybrid.score([42], [[318, 296]])        # (1, n_items): candidates by the ranker, others -inf
+    scores = hybrid.score([42], [[318, 296]])        # (1, n_items): candidates by the ranker first
     hybrid.save(Path("recommender/hybrid"));  HybridRanker.load(Path("recommender/hybrid"), components)
 """
 
@@ -31,7 +33,7 @@ ITEM_STATS_FILE = "item_stats.npy"
 ITEM_GENRES_FILE = "item_genres.npy"
 ITEM_STATS = ("log_popularity", "log_recent_popularity", "year")
 RECENT_SHARE = 0.1  # "recent popularity": interactions in the last 10% of the train split's time span
-NOT_A_CANDIDATE = -np.inf
+SEEN = -np.inf
 
 
 class HybridConfig(BaseModel):
@@ -105,6 +107,11 @@ class HybridRanker:
         self.facts_: dict = {}
 
     @property
+    def fallback(self) -> str:
+        """The component whose order ranks the items outside the candidates: the text model's if there is one."""
+        return "text" if "text" in self.components else next(iter(self.components))
+
+    @property
     def feature_names(self) -> list[str]:
         per_model = [f"{name}.{kind}" for name in self.components for kind in ("score", "rank")]
         return per_model + list(ITEM_STATS) + ["year_gap", "genre_overlap", "genre_max", "history_length"]
@@ -121,7 +128,8 @@ class HybridRanker:
         return scores
 
     def candidates_and_features(self, users, histories) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per user: (candidate item positions, (n_candidates, n_features) float32)."""
+        """Per user: (candidate item positions, (n_candidates, n_features) float32, the seen positions, the
+        fallback component's scores of every item)."""
         position = {item: k for k, item in enumerate(self.items_)}
         scores = self._component_scores(users, histories)
         top = self.cfg.candidates_per_model
@@ -158,7 +166,8 @@ class HybridRanker:
             best_genre = (item_genres * profile).max(axis=1) if item_genres.shape[1] else np.zeros(len(candidates))
             columns += [stats[:, 0], stats[:, 1], stats[:, 2], np.abs(stats[:, 2] - mean_year), overlap, best_genre,
                         np.full(len(candidates), np.log1p(len(seen)), np.float32)]
-            output.append((candidates, np.column_stack(columns).astype(np.float32)))
+            output.append((candidates, np.column_stack(columns).astype(np.float32), seen,
+                           scores[self.fallback][row]))
         return output
 
     # -- training on the validation slice ---------------------------------------------------------------------
@@ -177,7 +186,7 @@ class HybridRanker:
                                 "ranker needs more (lower the test share or use more data)")
         rows = self.candidates_and_features(users, [histories[u] for u in users])  # the train split is the history
         groups, features, labels, kept, found, total = [], [], [], [], 0, 0
-        for user, (candidates, matrix) in zip(users, rows):
+        for user, (candidates, matrix, _, _) in zip(users, rows):
             label = np.array([self.items_[c] in targets[user] for c in candidates], dtype=np.int32)
             found += int(label.sum())
             total += len(targets[user])
@@ -214,7 +223,7 @@ class HybridRanker:
         importance = self.booster_.feature_importance("gain")
         self.facts_ = {"validation_users": len(users), "trained_on_users": int((~held).sum()),
                        "early_stopping_users": int(held.sum()), "candidate_recall": round(found / max(total, 1), 4),
-                       "mean_candidates": round(float(np.mean([len(c) for c, _ in rows])), 1),
+                       "mean_candidates": round(float(np.mean([len(row[0]) for row in rows])), 1),
                        "trees": self.booster_.best_iteration or self.booster_.num_trees(),
                        "feature_gain": {n: round(float(g), 2) for n, g in zip(self.feature_names, importance)}}
         log(f"hybrid ranker: LambdaRank on {len(kept)} validation users ({self.facts_['mean_candidates']} candidates "
@@ -224,11 +233,15 @@ class HybridRanker:
     def score(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
         if self.booster_ is None:
             raise BadInputError("the hybrid ranker is not fitted; call fit(data) or HybridRanker.load(path, ...)")
-        scores = np.full((len(histories), len(self.items_)), NOT_A_CANDIDATE, dtype=np.float32)
-        for row, (candidates, matrix) in enumerate(self.candidates_and_features(users, histories)):
-            if len(candidates):
-                scores[row, candidates] = self.booster_.predict(matrix, num_iteration=self.booster_.best_iteration
-                                                                or None)
+        scores = np.full((len(histories), len(self.items_)), SEEN, dtype=np.float64)
+        for row, (candidates, matrix, seen, fallback) in enumerate(self.candidates_and_features(users, histories)):
+            predicted = self.booster_.predict(matrix, num_iteration=self.booster_.best_iteration or None) \
+                if len(candidates) else np.zeros(0)
+            floor = (predicted.min() if len(predicted) else 0.0) - 1.0
+            order = np.argsort(-fallback, kind="stable")  # the rest: below every candidate, in the fallback's order
+            scores[row, order] = floor - np.arange(len(order)) / len(order)
+            scores[row, candidates] = predicted
+            scores[row, seen] = SEEN
         return scores
 
     def add_items(self, items: Sequence, years: Sequence, genres: Sequence[Sequence[str]]) -> None:

@@ -32,6 +32,7 @@ EMBEDDINGS_FILE = "item_embeddings.npy"
 META_FILE = "text_model.json"
 PAIRS_FILE = "pairs.parquet"
 HISTORY_SEPARATOR = " ; "
+HELD_OUT_PAIRS = 0.03  # of the train split's pairs: the encoder's own early-stopping/test slice (not the recommender's)
 
 
 class TextModelConfig(BaseModel):
@@ -42,13 +43,13 @@ class TextModelConfig(BaseModel):
     model: str = Field("minilm", description="base encoder: built-in name (minilm), HF folder or a text-retrieval "
                                              "bundle")
     method: Any = Field("full", description="full or lora (or a mapping {name: lora, r: 16})")
-    history_items: int = Field(8, ge=1, le=50, description="most recent items a user's query text holds")
-    item_words: int = Field(14, ge=2, le=200, description="words of each item's text inside a history query "
+    history_items: int = Field(6, ge=1, le=50, description="most recent items a user's query text holds")
+    item_words: int = Field(10, ge=2, le=200, description="words of each item's text inside a history query "
                                                           "(the title and genres come first)")
-    max_pairs: int = Field(6000, ge=10, description="training pairs sampled from the train split")
+    max_pairs: int = Field(3000, ge=10, description="training pairs sampled from the train split")
     pairs_per_user: int = Field(40, ge=1, description="at most this many pairs per user, so heavy users do not "
                                                       "make up the sample")
-    max_length: int = Field(96, ge=8, le=512, description="tokens per query or item text")
+    max_length: int = Field(64, ge=8, le=512, description="tokens per query or item text")
     epochs: int = Field(1, ge=1, le=20)
     batch_size: int = Field(32, ge=2, le=512)
     learning_rate: float | None = Field(None, gt=0, description="default: the finetune method's")
@@ -57,6 +58,7 @@ class TextModelConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     onnx: bool = Field(True, description="export the encoder to ONNX and encode queries with it (serve latency)")
     threads: int | None = Field(None, ge=1, description="torch/ONNX threads (default: all cores)")
+    progress: bool = Field(False, description="show the fine-tuning progress bar")
     seed: int = 0
 
 
@@ -154,12 +156,12 @@ class TextInterestModel:
                                 "needs users with at least two interactions whose items have text")
         pd.DataFrame({"query": queries, "document": documents}).to_parquet(workspace / PAIRS_FILE, index=False)
         train = {"epochs": self.cfg.epochs, "batch_size": self.cfg.batch_size, "precision": self.cfg.precision,
-                 "progress": False, "seed": self.cfg.seed, "early_stopping_patience": None,
+                 "progress": self.cfg.progress, "seed": self.cfg.seed, "early_stopping_patience": None,
                  **({"learning_rate": self.cfg.learning_rate} if self.cfg.learning_rate else {}),
                  **({"num_threads": self.cfg.threads} if self.cfg.threads else {})}
         settings = {"task": "text-retrieval", "model": self.cfg.model, "method": self.cfg.method,
                     "data": {"source": str(workspace / PAIRS_FILE), "query_column": "query",
-                             "document_column": "document", "validation_fraction": 0.05, "test_fraction": 0.05,
+                             "document_column": "document", "validation_fraction": HELD_OUT_PAIRS, "test_fraction": HELD_OUT_PAIRS,
                              "seed": self.cfg.seed},
                     "train": train, "max_length": self.cfg.max_length, "hard_negatives": self.cfg.negatives,
                     "negative_sampling": self.cfg.negative_sampling}
