@@ -203,7 +203,8 @@ def _tables(cfg: RecommendDataConfig):
     from fmkit.data.readers import read_table
 
     raw = read_table(Path(cfg.interactions))
-    _require_columns(raw, [cfg.user_column, cfg.item_column], cfg.interactions, "user_column/item_column")
+    _require_columns(raw, [cfg.user_column], cfg.interactions, "user_column")
+    _require_columns(raw, [cfg.item_column], cfg.interactions, "item_column")
     rating_column = cfg.rating_column or ("rating" if "rating" in raw.columns else None)
     if rating_column is not None:
         _require_columns(raw, [rating_column], cfg.interactions, "rating_column")

@@ -8,15 +8,17 @@
 Column ``j`` of ``score`` is ``data.item_index[j]``; higher is better. ``histories[i]`` is what is
 known about ``users[i]`` (item ids, oldest first: ``data.histories(users, split)``); a user unseen at
 fit time is scored from the history alone, so a request can carry it. Seen items are not filtered
-by the scorer: ``evaluate_models`` (and the serving layer) mask them. A baseline registers itself in
-its own file (``@BASELINES.register("als")``) with a small grid it is tuned over on the validation
-slice (``tune.py``).
+by the scorer: ``evaluate_models`` (and the serving layer) mask them.
+
+A baseline is a class in its own file, registered by name (``@BASELINES.register("als")``): the
+constructor only stores settings; ``fit(data)`` tunes them over the class's small ``grid`` on the
+validation slice (``tune.py``; ``tune=False`` skips it) and learns from the train split;
+``save(directory)`` writes JSON + ``.npy`` (never a pickle) and ``load(directory)`` reads them back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from fmkit.registry import Registry
 
@@ -30,45 +32,79 @@ class Scorer(Protocol):
     def score(self, users: list, histories: list[list]) -> Any: ...
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """How to build one baseline: ``make(**params) -> Scorer`` and the grid it is tuned over (valid slice)."""
+class BaselineRegistry(Registry):
+    """Name -> scorer class; ``BASELINES["als"]()`` builds one with its defaults (tuned on ``fit``)."""
 
-    description: str
-    make: Callable[..., Scorer]
-    grid: dict[str, list] = field(default_factory=dict)
+    def __getitem__(self, name: str):
+        return self.get(name)
 
 
-BASELINES: Registry[Baseline] = Registry("recommender baseline")
+BASELINES: BaselineRegistry = BaselineRegistry("recommender baseline")
 
 
-def history_matrix(data, histories: list[list]):
-    """(len(histories), n_items) CSR of 0/1: each history's items in column order (unknown ids skipped)."""
+def history_matrix(item_index, histories: list[list]):
+    """(len(histories), n_items) CSR of 0/1: each history's items in ``item_index`` order (unknown ids skipped)."""
     import numpy as np
     from scipy.sparse import csr_matrix
 
-    rows, columns = [], []
+    rows, columns = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for row, history in enumerate(histories):
-        positions = data.item_positions(history) if len(history) else np.empty(0, dtype=np.int64)
+        positions = item_index.get_indexer(list(history)) if len(history) else np.empty(0, dtype=np.int64)
         positions = np.unique(positions[positions >= 0])
-        rows.append(np.full(len(positions), row))
-        columns.append(positions)
-    rows_ = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    columns_ = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+        rows.append(np.full(len(positions), row, dtype=np.int64))
+        columns.append(positions.astype(np.int64))
+    rows_, columns_ = np.concatenate(rows), np.concatenate(columns)
     return csr_matrix((np.ones(len(rows_), dtype=np.float32), (rows_, columns_)),
-                      shape=(len(histories), data.n_items))
+                      shape=(len(histories), len(item_index)))
 
 
-def interaction_matrix(data, frame):
-    """(n_users, n_items) CSR of 0/1 over ``data.user_index`` x ``data.item_index`` from a [user, item] frame."""
+def train_matrix(data):
+    """(n_users, n_items) CSR of 0/1 from the train split over ``data.user_index`` x ``data.item_index``."""
+    histories = data.train.groupby("user", sort=False)["item"].agg(list).reindex(data.user_index).tolist()
+    return history_matrix(data.item_index, [h if isinstance(h, list) else [] for h in histories])
+
+
+def save_state(directory, name: str, params: dict, item_index, arrays: dict) -> None:
+    """``params.json`` + ``items.npy`` + one ``.npy`` per array: no pickles (allow_pickle=False on both sides)."""
+    import json
+    from pathlib import Path
+
     import numpy as np
-    from scipy.sparse import csr_matrix
 
-    rows = data.user_index.get_indexer(frame["user"].tolist())
-    columns = data.item_positions(frame["item"].tolist())
-    keep = (rows >= 0) & (columns >= 0)
-    matrix = csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], columns[keep])),
-                        shape=(len(data.user_index), data.n_items))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "params.json").write_text(json.dumps({"name": name, "params": params}, indent=2), encoding="utf-8")
+    np.save(directory / "items.npy", _id_array(item_index), allow_pickle=False)
+    for key, array in arrays.items():
+        np.save(directory / f"{key}.npy", np.asarray(array), allow_pickle=False)
+
+
+def load_state(directory, name: str, keys: tuple[str, ...]):
+    """(params, item_index, {key: array}) written by ``save_state``; a wrong or incomplete folder is bad input."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from fmkit.errors import BadInputError
+
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+        items = np.load(directory / "items.npy", allow_pickle=False)
+        arrays = {key: np.load(directory / f"{key}.npy", allow_pickle=False) for key in keys}
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"{directory}: not a saved {name} baseline ({error}); train the recommender again") from None
+    if meta.get("name") != name:
+        raise BadInputError(f"{directory} holds the {meta.get('name')!r} baseline, not {name!r}")
+    return meta["params"], pd.Index(items.tolist(), name="item"), arrays
+
+
+def _id_array(item_index):
+    import numpy as np
+
+    values = list(item_index)
+    if all(isinstance(v, (int, np.integer)) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    return np.asarray([str(v) for v in values], dtype=str)
