@@ -129,7 +129,11 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
         manifest.training.update(task.save(setup, model, cfg, directory))
         write_split_and_confusion(directory, data, cfg.data.seed, metrics, out.name)
 
-    manifest = write_bundle(out, manifest, write_files, overwrite=overwrite)
+    from fmkit.evaluate.reference import write_reference  # the drift reference `fmkit serve --watch` reads
+
+    manifest = write_bundle(out, manifest, write_files, overwrite=overwrite, before_publish=lambda directory, sealed:
+                            write_reference(directory, data=data, rows=data.splits.get("test"), manifest=sealed,
+                                            log=echo))
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return manifest

@@ -59,6 +59,20 @@ class ServeConfig(BaseModel):
         None, description="weights of PyTorch bundles (None: as stored): bf16 halves memory and runs ~2x faster on "
         "CPUs with AVX-512 BF16 (fp16: CUDA only; auto: the fastest the device has); ONNX bundles keep their own types")
 
+    watch: bool = Field(False, description="drift watch on every served model: its traffic vs its bundle's test "
+                        "split (PSI of predicted labels, mean-confidence drop, MMD on features) in /metrics and GET "
+                        "/v1/models/NAME/drift, alerts to WORKSPACE/.fmkit/drift/NAME/alerts.jsonl and the webhook")
+    watch_window: int = Field(500, ge=10, description="served rows per drift window (the most recent ones)")
+    watch_min_rows: int = Field(100, ge=10, description="rows a window needs before drift is judged")
+    watch_every: int = Field(50, ge=1, description="new rows between two drift checks")
+    watch_psi: float = Field(0.25, gt=0, description="PSI of the predicted-label shares that alerts (0.25: the "
+                             "usual 'major shift')")
+    watch_confidence_drop: float = Field(0.10, gt=0, le=1, description="drop of the mean top probability that alerts")
+    watch_alpha: float = Field(0.01, gt=0, lt=1, description="MMD permutation p-value below which input drift alerts")
+    watch_permutations: int = Field(200, ge=20, description="permutations per MMD test")
+    watch_webhook: str | None = Field(None, description="http(s) URL drift alerts are POSTed to (retried, then "
+                                      "recorded in webhook_failures.jsonl)")
+
     @field_validator("bundles", "assistants")
     @classmethod
     def _names(cls, bundles: dict[str, Path]) -> dict[str, Path]:
@@ -69,9 +83,17 @@ class ServeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_namespace(self) -> "ServeConfig":
-        """A key's allowlist names models and assistants alike, so one name cannot be both."""
+        """A key's allowlist names models and assistants alike, so one name cannot be both; every problem at once."""
+        problems = []
         shared = sorted(set(self.bundles) & set(self.assistants))
         if shared:
-            raise ValueError(f"{', '.join(map(repr, shared))} names both a model and an assistant; "
-                             "give each its own name (key allowlists name both)")
+            problems.append(f"{', '.join(map(repr, shared))} names both a model and an assistant; "
+                            "give each its own name (key allowlists name both)")
+        if self.watch_min_rows > self.watch_window:
+            problems.append(f"watch_min_rows={self.watch_min_rows} exceeds watch_window={self.watch_window}: a "
+                            "window never holds that many rows; lower it or widen the window")
+        if self.watch_webhook is not None and not self.watch_webhook.startswith(("http://", "https://")):
+            problems.append(f"watch_webhook={self.watch_webhook!r}: use an http:// or https:// URL")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self

@@ -25,6 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the baseline (logistic regression on the frozen base model's features, fitted on "
                              "the bundle's training split and scored on the same rows)")
+    parser.add_argument("--write-reference", action="store_true",
+                        help="also (re)write the drift reference `fmkit serve --watch` compares traffic with: the "
+                        "bundle's test-split predictions and features, in reports/ (the content digest is unchanged)")
     add_verify_flag(parser)
     add_json_flag(parser)
     return parser
@@ -43,6 +46,12 @@ def run(args) -> int:
     else:
         print_metrics(metrics, args.bundle, args.split)
     warn_below_baseline(metrics, args.split)
+    if args.write_reference:
+        from fmkit.evaluate.reference import write_reference
+
+        record = write_reference(args.bundle, log=print)
+        if record is None:
+            print(f"{args.bundle}: its task predicts no labels, so it has no drift reference")
     return 0
 
 

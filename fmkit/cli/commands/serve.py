@@ -13,7 +13,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "serve", help="serve bundles over HTTP with API keys and dynamic batching",
         description="Serve bundles: POST /v1/models/NAME:predict, GET /v1/models, /healthz, /readyz, /metrics, "
         "/docs (OpenAPI), /ui (dashboard), and for assistants POST /v1/assistants/NAME:ask and /ui/assistants/NAME "
-        "(chat page). Requests need `Authorization: Bearer KEY` (fmkit keys create). "
+        "(chat page), with --watch GET /v1/models/NAME/drift. Requests need `Authorization: Bearer KEY` (fmkit keys create). "
         "Binds to 127.0.0.1 unless --host says otherwise.",
         epilog="example: fmkit serve --bundle reviews=models/reviews-int8 --assistant support=assistants/acme",
     )
@@ -51,6 +51,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="encoded bytes per image in a predict request (default: 1000000; 413 above)")
     parser.add_argument("--max-image-pixels", type=int, default=4_194_304,
                         help="width x height per image, checked on its header before decoding (default: 4194304)")
+    parser.add_argument("--watch", action="store_true",
+                        help="drift watch on every served model: its recent traffic vs its bundle's test split (PSI of "
+                        "predicted labels, mean-confidence drop, MMD on the model's features) in /metrics and GET "
+                        "/v1/models/NAME/drift; alerts to WORKSPACE/.fmkit/drift/NAME/alerts.jsonl and --watch-webhook")
+    parser.add_argument("--watch-window", type=int, default=500, help="served rows per drift window (default: 500)")
+    parser.add_argument("--watch-min-rows", type=int, default=100,
+                        help="rows a window needs before drift is judged (default: 100)")
+    parser.add_argument("--watch-webhook", metavar="URL", help="POST each drift alert as JSON to URL (retried)")
     add_verify_flag(parser)
     return parser
 
@@ -90,7 +98,11 @@ def run(args) -> int:
     if not bundles and not assistants:
         raise BadInputError("nothing to serve: pass --bundle NAME=PATH and/or --assistant NAME=DIR")
     for path in bundles.values():
-        open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
+        manifest = open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
+        if args.watch:
+            from fmkit.evaluate.reference import read_reference
+
+            read_reference(Path(path), manifest)  # no (or an edited) drift reference: says how to add one
     for name, path in assistants.items():  # a changed or wrong directory fails here too, before the server starts
         if not Path(path).is_dir():
             raise BadInputError(f"--assistant {name}={path}: no such directory; make one with `fmkit assistant build`")
@@ -104,7 +116,9 @@ def run(args) -> int:
                          precision=args.precision, rate_per_second=args.rate_limit,
                          rate_burst=args.rate_burst, log_inputs=args.log_inputs,
                          auth=not args.no_auth, bundle_root=args.bundle_root,
-                         max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels)
+                         max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels,
+                         watch=args.watch, watch_window=args.watch_window, watch_min_rows=args.watch_min_rows,
+                         watch_webhook=args.watch_webhook)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
                 timeout_graceful_shutdown=30)
     return 0
