@@ -92,12 +92,14 @@ def load_state(directory, name: str, keys: tuple[str, ...]):
     directory = Path(directory)
     try:
         meta = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+        if meta.get("name") != name:
+            raise BadInputError(f"{directory} holds the {meta.get('name')!r} baseline, not {name!r}")
         items = np.load(directory / "items.npy", allow_pickle=False)
         arrays = {key: np.load(directory / f"{key}.npy", allow_pickle=False) for key in keys}
+    except BadInputError:
+        raise
     except (OSError, ValueError) as error:
         raise BadInputError(f"{directory}: not a saved {name} baseline ({error}); train the recommender again") from None
-    if meta.get("name") != name:
-        raise BadInputError(f"{directory} holds the {meta.get('name')!r} baseline, not {name!r}")
     return meta["params"], pd.Index(items.tolist(), name="item"), arrays
 
 
