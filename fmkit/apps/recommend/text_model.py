@@ -57,7 +57,10 @@ class TextModelConfig(BaseModel):
     negative_sampling: Literal["popularity", "mined"] = "popularity"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     onnx: bool = Field(True, description="export the encoder to ONNX and encode queries with it (serve latency)")
-    threads: int | None = Field(None, ge=1, description="torch/ONNX threads (default: all cores)")
+    threads: int | None = Field(None, ge=1, description="torch/ONNX threads for training and embedding the items "
+                                                        "(default: all cores)")
+    query_threads: int = Field(1, ge=1, description="ONNX threads that encode one request's history query: a "
+                                                   "64-token query gains nothing from more, and they contend")
     progress: bool = Field(False, description="show the fine-tuning progress bar")
     seed: int = 0
 
@@ -177,8 +180,9 @@ class TextInterestModel:
         self.facts_ = {"pairs": pair_facts, "encoder_metrics": manifest.metrics,
                        "zero_shot": manifest.training.get("zero_shot"), "train_seconds": None}
         self.directory_ = workspace
-        self._open_encoder(workspace)
+        self._open_encoder(workspace, self.cfg.threads)
         self.item_embeddings_ = self.encode_items(texts)
+        self._open_encoder(workspace, self.cfg.query_threads)
         self.facts_["train_seconds"] = round(time.perf_counter() - started, 1)
         log(f"text model ready in {self.facts_['train_seconds']} s ({len(self.items_)} items embedded, "
             f"queries on {self.encoder_.runtime})")
@@ -191,12 +195,12 @@ class TextInterestModel:
         cfg = CompressConfig(method="export-onnx", measure={"enabled": False})
         run_compress(workspace / ENCODER_DIR, cfg, workspace / ONNX_DIR, overwrite=True, log=log)
 
-    def _open_encoder(self, directory: Path) -> None:
+    def _open_encoder(self, directory: Path, threads: int | None) -> None:
         from fmkit.runtime.embeddings import load_encoder
 
         onnx = Path(directory) / ONNX_DIR
         source = onnx if onnx.is_dir() else Path(directory) / ENCODER_DIR
-        self.encoder_ = load_encoder(str(source), threads=self.cfg.threads)
+        self.encoder_ = load_encoder(str(source), threads=threads)
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
@@ -257,13 +261,14 @@ class TextInterestModel:
 
     @classmethod
     def load(cls, directory: Path, *, threads: int | None = None) -> "TextInterestModel":
-        """Open a saved model; the encoder bundles are verified (digest, seal) by load_encoder."""
+        """Open a saved model (``threads``: the query encoder's); the encoder bundles are verified (digest, seal)
+        by load_encoder."""
         directory = Path(directory)
         meta_path = directory / META_FILE
         if not meta_path.is_file():
             raise BadInputError(f"{directory} has no {META_FILE}: not a saved text interest model")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        config = dict(meta["config"], **({"threads": threads} if threads else {}))
+        config = dict(meta["config"], **({"query_threads": threads} if threads else {}))
         model = cls(TextModelConfig.model_validate(config))
         model.items_ = list(meta["items"])
         model.texts_ = dict(zip(model.items_, meta["texts"]))
@@ -273,7 +278,7 @@ class TextInterestModel:
             raise BadInputError(f"{directory}: {model.item_embeddings_.shape[0]} item embeddings for "
                                 f"{len(model.items_)} items; the directory is damaged, retrain it")
         model.directory_ = directory
-        model._open_encoder(directory)
+        model._open_encoder(directory, model.cfg.query_threads)
         if model.encoder_.digest != meta["encoder_digest"] and model.encoder_.runtime == meta["runtime"]:
             raise BadInputError(f"{directory}: the encoder is not the one the item embeddings were made with")
         return model
