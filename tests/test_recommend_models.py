@@ -18,7 +18,7 @@ import pytest
 from conftest import FILLER, POSITIVE
 
 GROUPS = POSITIVE[:4]
-TEXT = {"model": None, "epochs": 5, "learning_rate": 3e-3, "max_length": 64, "precision": "fp32", "batch_size": 16,
+TEXT = {"model": None, "int8": True, "epochs": 5, "learning_rate": 3e-3, "max_length": 64, "precision": "fp32", "batch_size": 16,
         "threads": 1}
 
 
@@ -105,7 +105,7 @@ def test_text_model_learns_the_history_to_next_item_signal(text_model, data):
     cold_scores = text_model.score(users, [histories[u] for u in users])[:, data.item_positions(cold)]
     best_cold = np.array(cold)[cold_scores.argmax(axis=1)]
     assert np.mean([(item - 100) % 4 == user % 4 for item, user in zip(best_cold, users)]) >= 0.5
-    assert text_model.encoder_.runtime == "onnx"
+    assert text_model.encoder_.runtime == "onnx-int8"
     assert text_model.facts_["pairs"]["from"] == "train split"
     assert not text_model.score([0], [[]]).any()  # no history, no opinion
 
