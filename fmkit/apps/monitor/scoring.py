@@ -54,11 +54,12 @@ class Scorer:
 
 
 def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, threshold: float | None = None,
-                log=print, batch_size: int = DEFAULT_BATCH, threads: int | None = None) -> Scorer:
+                log=print, batch_size: int = DEFAULT_BATCH, threads: int | None = None,
+                topic_precision: str = "fp32") -> Scorer:
     """The scorer for a monitor config (see the module docstring for what each value means).
 
     ``threshold``: the topic threshold (cosine for a topics file, probability for a bundle; None: the
-    default of that kind).
+    default of that kind). ``topic_precision``: the topic encoder's (fp32, bf16, auto).
     """
     from fmkit.apps.monitor.topics import load_topics
 
@@ -75,7 +76,7 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
         from fmkit.apps.monitor.sentiment import BundleSentiment
 
         model = BundleSentiment(Path(str(sentiment)).expanduser(), threads=threads)
-    topic_model = load_topics(topics, threshold=threshold, threads=threads)
+    topic_model = load_topics(topics, threshold=threshold, threads=threads, precision=topic_precision)
     scorer = Scorer(model, topic_model, batch_size=batch_size)
     described = scorer.describe()
     log(f"scorer: sentiment {described['sentiment'].get('bundle') or described['sentiment'].get('name')} "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -39,6 +40,11 @@ class DefaultSentimentSettings(BaseModel):
     gold_train_repeats: int = Field(3, ge=0, description="times each hand-labelled gold train row is repeated "
                                                          "(hand labels outweigh the weak ones)")
     weak_rows: int | None = Field(None, ge=10, description="weakly labelled headlines used (None: all)")
+    weak_neutral_rows: int | None = Field(
+        400, ge=0, description="of the weak rows the lexicon calls neutral (no hits), keep this many (None: all): "
+        "on the gold train half under half of them are neutral, so all 2,000 would teach 'no lexicon word = neutral'")
+    news_cues: bool = Field(False, description="also weak-label by the project's short list of news verbs "
+                                                "(NEWS_CUES) the finance lexicon lacks ('plunge', 'soar', ...)")
     compress: bool = Field(True, description="also build the INT8 ONNX variant the scorer runs")
     max_accuracy_drop: float = Field(1.0, ge=0, description="accuracy points the INT8 variant may lose")
     seed: int = Field(0)
@@ -78,6 +84,29 @@ class BundleSentiment:
                 "test_accuracy": manifest.metrics.get("test", {}).get("accuracy")}
 
 
+# Words of business-news headlines that the Loughran-McDonald lists (written for 10-K filings) lack;
+# written by the project for the weak labels only (the lexicon baseline does not use them).
+NEWS_CUES = {
+    "negative": {"plunge", "plunges", "plunged", "slump", "slumps", "slumped", "slash", "slashes", "tumble",
+                 "tumbles", "crash", "crashes", "sink", "sinks", "slide", "slides", "fall", "falls", "fell", "shrink",
+                 "shrinks", "shrank", "crisis", "bust", "administration", "redundant", "redundancies", "fears",
+                 "fear", "warns", "warn", "fined", "sue", "sues", "recession", "jobless", "unemployment", "layoffs",
+                 "closures", "close", "closes", "shut", "lockdown", "struggle", "struggles", "hit", "hits", "blow"},
+    "positive": {"soar", "soars", "soared", "surge", "surges", "boost", "boosts", "boosted", "rally", "rallies",
+                 "rebound", "rebounds", "reopen", "reopens", "reopening", "recovery", "recovers", "rise", "rises",
+                 "jump", "jumps", "growth", "record", "hope", "optimism", "boom", "booms", "thrive", "prospered"},
+}
+
+
+def cue_label(text: str, lexicon_label: str) -> str:
+    """The lexicon's label, or the news cues' where the lexicon found nothing (neutral)."""
+    if lexicon_label != "neutral":
+        return lexicon_label
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    negative, positive = len(words & NEWS_CUES["negative"]), len(words & NEWS_CUES["positive"])
+    return "negative" if negative > positive else "positive" if positive > negative else "neutral"
+
+
 def training_rows(settings: DefaultSentimentSettings) -> list[dict]:
     """Weak-labelled non-gold headlines + the gold train rows (repeated), as {text, label}."""
     import random
@@ -90,7 +119,12 @@ def training_rows(settings: DefaultSentimentSettings) -> list[dict]:
     weak = [row["text"] for row in guardian_headlines() if row["text"] not in gold_texts]
     if settings.weak_rows is not None:
         weak = random.Random(settings.seed).sample(weak, min(settings.weak_rows, len(weak)))
-    rows = [{"text": text, "label": label} for text, label in zip(weak, lexicon_labels(weak))]
+    rows = [{"text": text, "label": cue_label(text, label) if settings.news_cues else label}
+            for text, label in zip(weak, lexicon_labels(weak))]
+    if settings.weak_neutral_rows is not None:
+        neutral = [row for row in rows if row["label"] == "neutral"]
+        keep = random.Random(settings.seed).sample(neutral, min(settings.weak_neutral_rows, len(neutral)))
+        rows = [row for row in rows if row["label"] != "neutral"] + keep
     for row in gold:
         if row["split"] == "train":
             rows += [{"text": row["text"], "label": row["sentiment"]}] * settings.gold_train_repeats

@@ -82,14 +82,15 @@ class AllTopics:
 class ExampleTopics:
     """Few-shot topics: cosine of a text to each topic's example centroid, multi-label above ``threshold``."""
 
-    def __init__(self, path: Path, *, threshold: float | None = None, encoder: str = DEFAULT_ENCODER, threads=None):
+    def __init__(self, path: Path, *, threshold: float | None = None, encoder: str = DEFAULT_ENCODER, threads=None,
+                 precision: str = "fp32"):
         from fmkit.runtime.embeddings import load_encoder
 
         self.path = Path(path)
         self.examples = read_topics_file(self.path)
         self.names = list(self.examples)
         self.threshold = DEFAULT_EXAMPLE_THRESHOLD if threshold is None else float(threshold)
-        self.encoder = load_encoder(encoder, threads=threads)
+        self.encoder = load_encoder(encoder, threads=threads, precision=precision)  # bf16: faster on AVX-512 BF16 CPUs
         centroids = []
         for name in self.names:
             vectors = self.encoder.encode(self.examples[name])
@@ -109,7 +110,8 @@ class ExampleTopics:
 
     def describe(self) -> dict:
         return {"kind": "examples", "file": str(self.path), "topics": self.names, "threshold": self.threshold,
-                "encoder": self.encoder.name, "encoder_digest": self.encoder.digest, "runtime": self.encoder.runtime}
+                "encoder": self.encoder.name, "encoder_digest": self.encoder.digest, "runtime": self.encoder.runtime,
+                "precision": getattr(self.encoder, "precision", None)}
 
 
 class BundleTopics:
@@ -138,12 +140,12 @@ class BundleTopics:
                 "threshold": self.threshold, "runtime": manifest.runtime}
 
 
-def load_topics(topics: str | None, *, threshold: float | None = None, threads=None):
+def load_topics(topics: str | None, *, threshold: float | None = None, threads=None, precision: str = "fp32"):
     """None -> ``all``; "default" -> the shipped finance topics; a YAML/JSON file; or a classifier bundle."""
     if topics is None or str(topics).strip() == "":
         return AllTopics()
     if str(topics) == "default":
-        return ExampleTopics(DEFAULT_TOPICS_FILE, threshold=threshold, threads=threads)
+        return ExampleTopics(DEFAULT_TOPICS_FILE, threshold=threshold, threads=threads, precision=precision)
     path = Path(str(topics)).expanduser()
     if path.is_dir():
         from fmkit.bundle import is_bundle
@@ -152,4 +154,4 @@ def load_topics(topics: str | None, *, threshold: float | None = None, threads=N
             raise BadInputError(f"--topics {path} is a folder but not an fmkit bundle; pass a topic classifier "
                                 "bundle (fmkit finetune) or a YAML/JSON topics file")
         return BundleTopics(path, threshold=threshold, threads=threads)
-    return ExampleTopics(path, threshold=threshold, threads=threads)
+    return ExampleTopics(path, threshold=threshold, threads=threads, precision=precision)
