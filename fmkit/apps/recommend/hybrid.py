@@ -22,7 +22,6 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmkit.errors import BadInputError
@@ -33,7 +32,7 @@ ITEM_STATS_FILE = "item_stats.npy"
 ITEM_GENRES_FILE = "item_genres.npy"
 ITEM_STATS = ("log_popularity", "log_recent_popularity", "year")
 RECENT_SHARE = 0.1  # "recent popularity": interactions in the last 10% of the train split's time span
-SEEN = -np.inf
+SEEN = float("-inf")
 
 
 class HybridConfig(BaseModel):
@@ -61,6 +60,7 @@ def _genre_lists(items, column: str = "genres") -> list[list[str]]:
 def item_statistics(data, order: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(n_items, 3) popularity / recent popularity / year, (n_items, genres) multi-hot, the genre names;
     from the train split only (validation and test interactions are what the ranker is scored on)."""
+    import numpy as np
     import pandas as pd
 
     position = {item: k for k, item in enumerate(order)}
@@ -118,6 +118,8 @@ class HybridRanker:
 
     # -- features ---------------------------------------------------------------------------------------------
     def _component_scores(self, users, histories) -> dict[str, np.ndarray]:
+        import numpy as np
+
         scores = {}
         for name, model in self.components.items():
             matrix = np.asarray(model.score(list(users), histories), dtype=np.float32)
@@ -130,6 +132,8 @@ class HybridRanker:
     def candidates_and_features(self, users, histories) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per user: (candidate item positions, (n_candidates, n_features) float32, the seen positions, the
         fallback component's scores of every item)."""
+        import numpy as np
+
         position = {item: k for k, item in enumerate(self.items_)}
         scores = self._component_scores(users, histories)
         top = self.cfg.candidates_per_model
@@ -173,6 +177,7 @@ class HybridRanker:
     # -- training on the validation slice ---------------------------------------------------------------------
     def fit(self, data, *, log=print) -> "HybridRanker":
         import lightgbm as lgb
+        import numpy as np
 
         from fmkit.apps.recommend.text_model import item_order
 
@@ -231,6 +236,8 @@ class HybridRanker:
         return self
 
     def score(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
+        import numpy as np
+
         if self.booster_ is None:
             raise BadInputError("the hybrid ranker is not fitted; call fit(data) or HybridRanker.load(path, ...)")
         scores = np.full((len(histories), len(self.items_)), SEEN, dtype=np.float64)
@@ -247,6 +254,8 @@ class HybridRanker:
     def add_items(self, items: Sequence, years: Sequence, genres: Sequence[Sequence[str]]) -> None:
         """New items (no interactions: popularity 0, like the cold items) become rankable columns; the
         components must score them too (the text model does; CF models give them 0). Unknown genres are ignored."""
+        import numpy as np
+
         clash = [item for item in items if item in set(self.items_)]
         if clash:
             raise BadInputError(f"item id(s) {clash[:5]} already exist; new items need new ids")
@@ -264,6 +273,8 @@ class HybridRanker:
 
     # -- storage: LightGBM text model + JSON + .npy ----------------------------------------------------------
     def save(self, directory: Path) -> None:
+        import numpy as np
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(directory / RANKER_FILE))
@@ -278,6 +289,7 @@ class HybridRanker:
     def load(cls, directory: Path, components: dict) -> "HybridRanker":
         """Open a saved ranker with its components (the same names, fitted on the same items)."""
         import lightgbm as lgb
+        import numpy as np
 
         directory = Path(directory)
         meta_path = directory / META_FILE

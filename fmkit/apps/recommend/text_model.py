@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fmkit.errors import BadInputError
@@ -106,6 +105,8 @@ def training_pairs(train, texts_by_item: dict, cfg: TextModelConfig) -> tuple[li
     For each user in time order, every position t >= 1 is a pair: the ``history_items`` items before t -> item t.
     At most ``pairs_per_user`` per user (seeded), then at most ``max_pairs`` over all users.
     """
+    import numpy as np
+
     rng = np.random.default_rng(cfg.seed)
     frame = train.sort_values(["user", "time"], kind="stable")
     candidates: list[tuple[list, Any]] = []
@@ -218,6 +219,8 @@ class TextInterestModel:
     # -- scoring ----------------------------------------------------------------------------------------------
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) unit vectors of item texts (an item without text gets a zero vector: it scores 0)."""
+        import numpy as np
+
         vectors = self.encoder_.encode([t or " " for t in texts], batch_size=64)
         vectors[[not t for t in texts]] = 0.0
         return vectors.astype(np.float32)
@@ -234,6 +237,8 @@ class TextInterestModel:
     def score(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
         """(n_users, n_items) cosine of each user's history query with every item; an empty history scores 0.
         ``users`` are not used: the history is the user (an unseen user works the same)."""
+        import numpy as np
+
         if self.item_embeddings_ is None:
             raise BadInputError("the text model is not fitted; call fit(data) or TextInterestModel.load(path)")
         texts = self.queries(histories)
@@ -249,6 +254,8 @@ class TextInterestModel:
 
     def add_items(self, items: Sequence, texts: Sequence[str]) -> None:
         """New items embedded and rankable at once (no retraining); an existing id is refused."""
+        import numpy as np
+
         clash = [item for item in items if item in self.texts_]
         if clash:
             raise BadInputError(f"item id(s) {clash[:5]} already exist; new items need new ids")
@@ -262,6 +269,8 @@ class TextInterestModel:
     def save(self, directory: Path) -> None:
         """Write the model into ``directory`` (inside a directory the caller writes atomically)."""
         import shutil
+
+        import numpy as np
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -279,6 +288,8 @@ class TextInterestModel:
     def load(cls, directory: Path, *, threads: int | None = None) -> "TextInterestModel":
         """Open a saved model (``threads``: the query encoder's); the encoder bundles are verified (digest, seal)
         by load_encoder."""
+        import numpy as np
+
         directory = Path(directory)
         meta_path = directory / META_FILE
         if not meta_path.is_file():
