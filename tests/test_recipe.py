@@ -44,7 +44,7 @@ def test_every_error_is_reported_at_once_with_did_you_mean(tmp_path):
         "stages[0] (ft).data.sed: unknown key. Did you mean 'seed'?",
         "unknown method 'lorra'; registered: full, lora. Did you mean 'lora'?",
         "stages[0] (ft).trian: unknown key. Did you mean 'train'?",
-        "stages[1] (evaluat).stage: unknown stage 'evaluat'; registered: anonymize, assistant, audit, card, compress, evaluate, finetune, gate, mitigate, pretrain, report. Did you mean 'evaluate'?",
+        "stages[1] (evaluat).stage: unknown stage 'evaluat'; registered: anonymize, assistant, audit, card, compress, evaluate, finetune, gate, mitigate, pretrain, recommender, report. Did you mean 'evaluate'?",
         "stages[2] (ev).bundle: stage 'later' runs later",
         "stages[3] (later).module: unknown key.",
     ]

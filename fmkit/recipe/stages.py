@@ -57,7 +57,8 @@ def set_path(config: dict, dotted: str, value) -> None:
 
 # Modules that register stages; importing them is cheap (no torch at import time).
 STAGE_MODULES = ["fmkit.privacy.recipe_stage", "fmkit.pretrain.recipe_stage", "fmkit.finetune.recipe_stage", "fmkit.evaluate.recipe_stage",
-                 "fmkit.compress.recipe_stage", "fmkit.audit.recipe_stage", "fmkit.apps.assistant.recipe_stage"]
+                 "fmkit.compress.recipe_stage", "fmkit.audit.recipe_stage", "fmkit.apps.assistant.recipe_stage",
+                 "fmkit.apps.recommend.recipe_stage"]
 
 
 def load_stages() -> Registry[StageSpec]:
