@@ -26,6 +26,12 @@ class ServeConfig(BaseModel):
     bundles: dict[str, Path] = Field(default_factory=dict, description="model name -> bundle directory")
     assistants: dict[str, Path] = Field(default_factory=dict, description="assistant name -> assistant directory "
                                         "(`fmkit assistant build`), served at /v1/assistants/NAME:ask")
+    monitors: dict[str, Path] = Field(default_factory=dict, description="monitor name -> monitor YAML (the "
+                                      "`fmkit monitor --config` file): events in at POST /v1/monitors/NAME:ingest, "
+                                      "alerts at GET /v1/monitors/NAME/alerts, trend page /ui/monitors/NAME")
+    recommenders: dict[str, Path] = Field(default_factory=dict, description="recommender name -> directory (`fmkit "
+                                          "recommend train`), served at /v1/recommenders/NAME:recommend")
+    max_events: int = Field(1000, ge=1, description="events per :ingest request (413 above)")
     generate: bool = Field(False, description="assistants draft a grounded answer (SmolLM2-135M-Instruct, citing the "
                            "retrieved passages) when the FAQ has no close match; loads ~0.6 GB at start")
     generate_timeout_s: float = Field(60.0, gt=0, description="per-request deadline of an ask that drafts an answer")
@@ -73,7 +79,7 @@ class ServeConfig(BaseModel):
     watch_webhook: str | None = Field(None, description="http(s) URL drift alerts are POSTed to (retried, then "
                                       "recorded in webhook_failures.jsonl)")
 
-    @field_validator("bundles", "assistants")
+    @field_validator("bundles", "assistants", "monitors", "recommenders")
     @classmethod
     def _names(cls, bundles: dict[str, Path]) -> dict[str, Path]:
         problems = [problem for name in bundles if (problem := model_name_problem(name))]
@@ -83,12 +89,20 @@ class ServeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_namespace(self) -> "ServeConfig":
-        """A key's allowlist names models and assistants alike, so one name cannot be both; every problem at once."""
+        """A key's allowlist names every served thing alike, so one name cannot be two; every problem at once."""
         problems = []
-        shared = sorted(set(self.bundles) & set(self.assistants))
+        kinds = {"model": self.bundles, "assistant": self.assistants, "monitor": self.monitors,
+                 "recommender": self.recommenders}
+        owners: dict[str, list[str]] = {}
+        for kind, names in kinds.items():
+            for name in names:
+                owners.setdefault(name, []).append(kind)
+        shared = sorted(name for name, named in owners.items() if len(named) > 1)
         if shared:
-            problems.append(f"{', '.join(map(repr, shared))} names both a model and an assistant; "
-                            "give each its own name (key allowlists name both)")
+            what = "; ".join(f"{name!r} names both " + " and ".join(("an " if kind[0] in "aeiou" else "a ") + kind
+                                                              for kind in owners[name]) for name in shared)
+            problems.append(f"{what}: give each its own name (key allowlists name models, assistants, monitors and "
+                            "recommenders alike)")
         if self.watch_min_rows > self.watch_window:
             problems.append(f"watch_min_rows={self.watch_min_rows} exceeds watch_window={self.watch_window}: a "
                             "window never holds that many rows; lower it or widen the window")

@@ -190,6 +190,25 @@ class DriftWatch:
                 "bundle_digest": self.digest, "figures": figures}
 
 
+def observe_runtime(runtime, watch: DriftWatch, due) -> object | None:
+    """Feed every forward of ``runtime`` to ``watch`` (probabilities; features on PyTorch); ``due()`` when a check
+    is due. Returns the features hook (``.remove()``), or None on a runtime without one."""
+    from fmkit.evaluate.reference import attach_feature_hook
+    from fmkit.runtime.base import softmax
+
+    hook = attach_feature_hook(runtime, watch.observe_features) if watch.reference.features is not None else None
+    original = runtime.forward
+
+    def watched_forward(feed):
+        logits = original(feed)
+        if np.isfinite(logits).all() and watch.observe(softmax(logits)):  # non-finite: the runtime refuses it
+            due()
+        return logits
+
+    runtime.forward = watched_forward  # this instance only; the batcher calls it for every served batch
+    return hook
+
+
 class DriftHost:
     """The watches of a server: attaches one to every served model that carries a reference, re-attaches
     when an admin :load replaces a model, and runs the checks on one worker thread."""
@@ -198,7 +217,7 @@ class DriftHost:
         self.server, self.config = server, server.config
         self.watches: dict[str, DriftWatch] = {}
         self.problems: dict[str, str] = {}  # model -> why it is not watched
-        self._watched_runtimes: dict[str, int] = {}
+        self._watched_runtimes: dict[str, object] = {}  # the runtime object itself: an id() can be reused
         self._hooks: dict[str, object] = {}
         self.metrics = DriftMetrics(server.state.metrics.registry) if self.config.watch else None
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmkit-drift")
@@ -214,14 +233,14 @@ class DriftHost:
             if name not in models:
                 self._drop(name)
         for name, slot in models.items():
-            if self._watched_runtimes.get(name) != id(slot.runtime):
+            if self._watched_runtimes.get(name) is not slot.runtime:
                 self._drop(name)
                 self._attach(name, slot)
 
     def _drop(self, name: str) -> None:
         hook = self._hooks.pop(name, None)
         if hook is not None:
-            hook.remove()
+            hook.remove()  # the features hook; the replaced runtime (and its wrapped forward) is gone with it
         self.watches.pop(name, None)
         self.problems.pop(name, None)
         self._watched_runtimes.pop(name, None)
@@ -229,10 +248,10 @@ class DriftHost:
     def _attach(self, name: str, slot) -> None:
         from fmkit.apps.monitor.sinks import AlertSinks, WebhookConfig
         from fmkit.errors import BadInputError, BundleIntegrityError
-        from fmkit.evaluate.reference import attach_feature_hook, read_reference
+        from fmkit.evaluate.reference import read_reference
 
         runtime = slot.runtime
-        self._watched_runtimes[name] = id(runtime)
+        self._watched_runtimes[name] = runtime
         try:
             reference = read_reference(slot.path, runtime.manifest)
         except (BadInputError, BundleIntegrityError) as error:
@@ -247,21 +266,7 @@ class DriftHost:
         watch = DriftWatch(name, reference, self.config, sinks=sinks, metrics=self.metrics,
                            digest=runtime.manifest.content_digest)
         self.watches[name] = watch
-        if reference.features is not None:
-            hook = attach_feature_hook(runtime, watch.observe_features)
-            if hook is not None:
-                self._hooks[name] = hook
-        original = runtime.forward
-
-        def watched_forward(feed, _original=original, _watch=watch):
-            from fmkit.runtime.base import softmax
-
-            logits = _original(feed)
-            if np.isfinite(logits).all() and _watch.observe(softmax(logits)):
-                self._schedule(name, _watch)
-            return logits
-
-        runtime.forward = watched_forward  # this instance only; the batcher calls it for every served batch
+        self._hooks[name] = observe_runtime(runtime, watch, lambda: self._schedule(name, watch))
 
     def _schedule(self, name: str, watch: DriftWatch) -> None:
         if name in self._pending:

@@ -13,15 +13,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "serve", help="serve bundles over HTTP with API keys and dynamic batching",
         description="Serve bundles: POST /v1/models/NAME:predict, GET /v1/models, /healthz, /readyz, /metrics, "
         "/docs (OpenAPI), /ui (dashboard), and for assistants POST /v1/assistants/NAME:ask and /ui/assistants/NAME "
-        "(chat page), with --watch GET /v1/models/NAME/drift. Requests need `Authorization: Bearer KEY` (fmkit keys create). "
+        "(chat page), for monitors POST /v1/monitors/NAME:ingest, GET /v1/monitors/NAME/alerts and /ui/monitors/NAME, with --watch GET /v1/models/NAME/drift. Requests need `Authorization: Bearer KEY` (fmkit keys create). "
         "Binds to 127.0.0.1 unless --host says otherwise.",
-        epilog="example: fmkit serve --bundle reviews=models/reviews-int8 --assistant support=assistants/acme",
+        epilog="example: fmkit serve --bundle reviews=models/reviews-int8 --watch --assistant support=assistants/acme "
+        "--monitor news=monitor.yaml",
     )
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=PATH",
                         help="a model to serve (repeatable)")
     parser.add_argument("--assistant", action="append", default=[], metavar="NAME=DIR",
                         help="a support assistant to serve (repeatable; `fmkit assistant build` makes DIR): "
                         "POST /v1/assistants/NAME:ask, chat page at /ui/assistants/NAME")
+    parser.add_argument("--monitor", action="append", default=[], metavar="NAME=YAML",
+                        help="a news monitor to serve (repeatable; the `fmkit monitor --config` file): POST "
+                        "/v1/monitors/NAME:ingest, GET /v1/monitors/NAME/alerts, trend page /ui/monitors/NAME; its "
+                        "run folder is the file's `out` or WORKSPACE/monitors/NAME")
+    parser.add_argument("--recommender", action="append", default=[], metavar="NAME=DIR",
+                        help="a recommender to serve (repeatable; `fmkit recommend train` makes DIR): POST "
+                        "/v1/recommenders/NAME:recommend")
+    parser.add_argument("--max-events", type=int, default=1000, help="events per :ingest request (default: 1000)")
     parser.add_argument("--generate", action="store_true",
                         help="assistants draft an answer grounded in the retrieved passages (SmolLM2-135M-Instruct, "
                         "sources cited; a draft citing nothing retrieved is refused) when the FAQ has no close "
@@ -95,8 +104,12 @@ def run(args) -> int:
 
     bundles = parse_bundles(args.bundle)
     assistants = parse_bundles(args.assistant, "--assistant", "support=assistants/acme", taken=bundles)
-    if not bundles and not assistants:
-        raise BadInputError("nothing to serve: pass --bundle NAME=PATH and/or --assistant NAME=DIR")
+    monitors = parse_bundles(args.monitor, "--monitor", "news=monitor.yaml", taken={**bundles, **assistants})
+    recommenders = parse_bundles(args.recommender, "--recommender", "shop=recommenders/shop",
+                                 taken={**bundles, **assistants, **monitors})
+    if not (bundles or assistants or monitors or recommenders):
+        raise BadInputError("nothing to serve: pass --bundle NAME=PATH, --assistant NAME=DIR, --monitor NAME=YAML "
+                            "and/or --recommender NAME=DIR")
     for path in bundles.values():
         manifest = open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
         if args.watch:
@@ -109,7 +122,18 @@ def run(args) -> int:
         from fmkit.apps.assistant.store import open_manifest
 
         open_manifest(Path(path))  # digests and seal, without loading its encoder
-    config = ServeConfig(bundles=bundles, assistants=assistants, generate=args.generate,
+    from fmkit.serve.routes.monitors import read_monitor_config
+
+    for name, path in monitors.items():  # a bad or missing YAML fails here, before the server starts
+        read_monitor_config(Path(path), Path(args.workspace))
+    for name, path in recommenders.items():
+        if not Path(path).is_dir():
+            raise BadInputError(f"--recommender {name}={path}: no such directory; make one with `fmkit recommend train`")
+        from fmkit.apps.recommend.store import open_manifest as open_recommender
+
+        open_recommender(Path(path))  # digests, without loading its models
+    config = ServeConfig(bundles=bundles, assistants=assistants, monitors=monitors, recommenders=recommenders,
+                         max_events=args.max_events, generate=args.generate,
                          host=args.host, port=args.port, workspace=args.workspace,
                          max_batch=args.max_batch if args.max_wait_ms > 0 else 1, max_wait_ms=args.max_wait_ms,
                          queue_size=args.queue_size, inference_batch=args.inference_batch, threads=args.threads,
