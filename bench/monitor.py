@@ -171,7 +171,7 @@ def detect_figures(args) -> None:
                "targets": {"detected": TARGET_DETECTED, "median_delay": TARGET_DELAY,
                            "false_alarms_per_30_days": TARGET_FALSE_PER_30}, "detectors": {}}
     for name in DETECTOR_NAMES:
-        cfg = DetectorConfig(name=name)
+        cfg = DetectorConfig(name=name, **({"threshold": args.threshold} if args.threshold and name == "zscore" else {}))
         per_mode = {}
         for mode in ("replace", "add"):
             per_topic = {}
@@ -190,7 +190,7 @@ def detect_figures(args) -> None:
                               if per_topic else None}
         results["detectors"][name] = {"settings": cfg.model_dump(), **per_mode}
     results["march_2020_alerts"] = real_alerts(scored, args.interval, DetectorConfig())
-    (work / f"detection-{args.interval}.json").write_text(json.dumps(results, indent=2, default=str) + "\n",
+    (work / f"detection-{args.interval}{f'-z{args.threshold:g}' if args.threshold else ''}.json").write_text(json.dumps(results, indent=2, default=str) + "\n",
                                                           encoding="utf-8")
     for name, figures in results["detectors"].items():
         for mode in ("replace", "add"):
@@ -244,8 +244,10 @@ def main() -> None:
         command = sub.add_parser(name)
         command.add_argument("--work", default="bench-monitor", help="folder for scores, engine runs and results")
         command.add_argument("--sentiment", default=None, help="sentiment bundle (default: the project's own)")
-        command.add_argument("--topics", default=None, help="topics file or bundle (default: the shipped finance topics)")
+        command.add_argument("--topics", default="default", help="topics file or bundle (default: the shipped finance topics)")
         command.add_argument("--interval", default="1d", help="trend interval (the Guardian stream is dated by day)")
+        command.add_argument("--threshold", type=float, default=None,
+                             help="detect: the zscore threshold to measure (default: DetectorConfig's)")
         command.add_argument("--chunk", type=int, default=500, help="throughput: events per ingest call")
     args = parser.parse_args()
     {"score": score, "detect": detect_figures, "throughput": throughput}[args.command](args)
