@@ -106,6 +106,13 @@ class HybridRanker:
         self.genre_names_: list[str] = []
         self.facts_: dict = {}
 
+    def _positions(self) -> dict:
+        """Item id -> column, built once per catalogue size (a request must not rebuild it: 4 ms for 9,066 items)."""
+        key = (id(self.items_), len(self.items_))
+        if getattr(self, "_position_cache", (None, None))[1] != key:
+            self._position_cache = ({item: k for k, item in enumerate(self.items_)}, key)
+        return self._position_cache[0]
+
     @property
     def fallback(self) -> str:
         """The component whose order ranks the items outside the candidates: the text model's if there is one."""
@@ -134,32 +141,28 @@ class HybridRanker:
         fallback component's scores of every item)."""
         import numpy as np
 
-        position = {item: k for k, item in enumerate(self.items_)}
+        position = self._positions()
         scores = self._component_scores(users, histories)
         top = self.cfg.candidates_per_model
         output = []
         for row, history in enumerate(histories):
             seen = np.array(sorted({position[i] for i in history if i in position}), dtype=np.int64)
-            pools = []
-            ranks = {}
+            pools, unseen = [], {}
+            depth = min(top, len(self.items_) - len(seen))
             for name, matrix in scores.items():
                 values = matrix[row].copy()
                 values[seen] = -np.inf
-                depth = min(top, len(values) - len(seen))
-                if depth <= 0:
-                    continue
-                best = np.argpartition(-values, depth - 1)[:depth]
-                pools.append(best[np.isfinite(values[best])])
-                order = np.argsort(-values, kind="stable")
-                rank = np.empty(len(values), dtype=np.float32)
-                rank[order] = np.arange(1, len(values) + 1, dtype=np.float32)
-                ranks[name] = rank
+                unseen[name] = values
+                if depth > 0:
+                    best = np.argpartition(-values, depth - 1)[:depth]
+                    pools.append(best[np.isfinite(values[best])])
             candidates = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
             columns = []
-            for name, matrix in scores.items():
-                columns.append(matrix[row, candidates])
-                columns.append(np.log1p(ranks[name][candidates]) if name in ranks else
-                               np.zeros(len(candidates), np.float32))
+            for name, values in unseen.items():
+                # a candidate's rank among the unseen items: 1 + how many score higher (a sort, not an argsort)
+                ascending = np.sort(values)
+                rank = len(values) - np.searchsorted(ascending, values[candidates], side="right") + 1
+                columns += [values[candidates], np.log1p(rank.astype(np.float32))]
             stats = self.stats_[candidates]
             years = self.stats_[seen, 2] if len(seen) else np.array([np.nan])
             mean_year = np.nanmean(years) if np.isfinite(years).any() else np.nan
