@@ -64,6 +64,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("bench-monitor-models"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settings", default="{}", help="JSON overrides of DefaultSentimentSettings (a variant; "
+                        "default: the shipped default)")
+    parser.add_argument("--skip-throughput", action="store_true", help="accuracy only (variants)")
     args = parser.parse_args()
     import torch
 
@@ -71,26 +74,37 @@ def main() -> int:
     from fmkit.apps.monitor.gold import gold_split, guardian_headlines
     from fmkit.apps.monitor.lexicon import lexicon_labels
     from fmkit.apps.monitor.scoring import Scorer, load_scorer
-    from fmkit.apps.monitor.sentiment import FULL, default_sentiment_bundle
+    from fmkit.apps.monitor.sentiment import FULL, DefaultSentimentSettings, default_sentiment_bundle
     from fmkit.apps.monitor.topics import DEFAULT_TOPICS_FILE, AllTopics, ExampleTopics
 
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    compressed = default_sentiment_bundle(args.work / "workspace", log=lambda line: print(line, file=sys.stderr))
+    settings = DefaultSentimentSettings(**json.loads(args.settings))
+    compressed = default_sentiment_bundle(args.work / "workspace", settings=settings,
+                                          log=lambda line: print(line, file=sys.stderr))
     build_seconds = round(time.perf_counter() - started, 1)
     test, train = gold_split("test"), gold_split("train")
     texts = [row["text"] for row in test]
     results: dict = {"gold_test_rows": len(test), "gold_train_rows": len(train), "threads": args.threads,
-                     "bundle": str(compressed), "build_or_reuse_seconds": build_seconds}
+                     "bundle": str(compressed), "build_or_reuse_seconds": build_seconds,
+                     "settings": settings.model_dump(mode="json")}
     results["lexicon"] = sentiment_metrics(test, lexicon_labels(texts))
     results["full"] = sentiment_metrics(test, bundle_labels(compressed.parent / FULL, texts, args.threads))
-    results["int8"] = sentiment_metrics(test, bundle_labels(compressed, texts, args.threads))
+    results["int8"] = (sentiment_metrics(test, bundle_labels(compressed, texts, args.threads))
+                       if compressed.name != FULL else None)  # None: the INT8 variant failed its budget
     results["gain_vs_lexicon_points"] = round(100 * (results["full"]["macro_f1"] - results["lexicon"]["macro_f1"]), 2)
+    if results["int8"] is None:
+        results["int8"] = results["full"]  # the scorer runs the full bundle; recorded as such below
+        results["int8_is_full_bundle"] = True
     results["int8_gain_vs_lexicon_points"] = round(100 * (results["int8"]["macro_f1"] - results["lexicon"]["macro_f1"]), 2)
     results["int8_accuracy_drop_points"] = round(100 * (results["full"]["accuracy"] - results["int8"]["accuracy"]), 2)
     results["int8_macro_f1_drop_points"] = round(100 * (results["full"]["macro_f1"] - results["int8"]["macro_f1"]), 2)
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    if args.skip_throughput:
+        (args.work / "results.json").write_text(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2))
+        return 0
     stream = [row["text"] for row in guardian_headlines()]
     results["topics"], results["throughput_headlines_per_s"] = {}, {"headlines": len(stream)}
     for precision in ("fp32", "bf16"):
@@ -105,7 +119,7 @@ def main() -> int:
         chosen = max(THRESHOLDS, key=lambda t: grid[str(t)]["train"]["micro_f1"])
         results["topics"][precision] = {"thresholds": grid, "chosen_on_train": chosen,
                                         "test_at_chosen": grid[str(chosen)]["test"]}
-        scorer = load_scorer(None, "default", workspace=args.work / "workspace", threshold=chosen, log=log,
+        scorer = load_scorer(str(compressed), "default", workspace=args.work / "workspace", threshold=chosen, log=log,
                              threads=args.threads, topic_precision=precision)
         results["throughput_headlines_per_s"][f"int8+topics({precision})"] = throughput(scorer, stream)
         results["throughput_headlines_per_s"][f"topics({precision}) only"] = throughput(
@@ -117,7 +131,8 @@ def main() -> int:
     best = max(value for key, value in results["throughput_headlines_per_s"].items() if key.startswith("int8+"))
     results["targets"] = {
         "macro_f1 >= lexicon + 10 points": results["gain_vs_lexicon_points"] >= 100 * TARGET_GAIN,
-        "int8 within 1 point of full (accuracy)": results["int8_accuracy_drop_points"] <= TARGET_COMPRESSED_DROP,
+        "int8 within 1 point of full (accuracy)": (not results.get("int8_is_full_bundle"))
+        and results["int8_accuracy_drop_points"] <= TARGET_COMPRESSED_DROP,
         "scorer >= 1000 headlines/s": best >= TARGET_THROUGHPUT}
     results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
