@@ -73,9 +73,9 @@ class Monitor:
         if self._scorer is None:
             from fmkit.apps.monitor.scoring import load_scorer
 
-            options = {} if self.cfg.topic_threshold is None else {"threshold": self.cfg.topic_threshold}
             self._scorer = load_scorer(self.cfg.sentiment, self.cfg.topics, workspace=Path(self.cfg.workspace),
-                                       log=self.log, **options)
+                                       threshold=self.cfg.topic_threshold, batch_size=self.cfg.batch_size,
+                                       log=self.log)
         return self._scorer
 
     # -- ingest ---------------------------------------------------------------------------------------------
