@@ -155,9 +155,10 @@ def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(
     from fmkit.errors import BadInputError
 
     components = {"co-occurrence": CoOccurrence().fit(data), "text": text_model}
-    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, min_rows_in_leaf=5, threads=1)).fit(
+    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, min_rows_in_leaf=5, held_out_users=0.25, threads=1)).fit(
         data, log=lambda line: None)
     assert hybrid.facts_["candidate_recall"] > 0.5 and hybrid.facts_["trained_on_users"] > 0
+    assert hybrid.facts_["early_stopping_users"] > 0
     users = sorted(data.test["user"].unique())
     histories = histories_of(data, "test")
     scores = hybrid.score(users, [histories[u] for u in users])
