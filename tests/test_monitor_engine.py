@@ -175,7 +175,7 @@ def test_replay_cli_scores_with_a_bundle_alerts_on_a_surge_and_is_idempotent(tmp
     assert int(series["count"].sum()) == 480 and set(series["topic"]) == {"all"}
     alerts = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     surge = [alert for alert in alerts if alert["start"] == "2020-01-19T00:00:00+00:00"]
-    assert len(surge) == 1 and surge[0]["negative_share"] > 0.8 > 0.4 > surge[0]["baseline"]
+    assert len(surge) == 1 and surge[0]["negative_share"] > 0.8 and surge[0]["negative_share"] > surge[0]["baseline"]
     assert len(surge[0]["evidence"]) == 5 and all(item["sentiment"] == "negative" for item in surge[0]["evidence"])
     assert (out / "report.html").is_file()
     assert main(arguments) == 0  # the same input again: nothing new, nothing alerted twice
