@@ -21,7 +21,8 @@ def write_shop(root, users=40, items=40, per_user=10, *, extra_rows=(), time_for
         writer = csv.writer(handle)
         writer.writerow(["item", "title", "genres", "description"])
         for i in range(items):
-            writer.writerow([100 + i, f"{GROUPS[i % 4]} thing {i}", f"{GROUPS[i % 4]}|shop", f"made of {GROUPS[i % 4]}"])
+            group = GROUPS[i % 4]
+            writer.writerow([100 + i, f"{group} thing {i}", f"{group}|shop", f"made of {group}"])
     with open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["user", "item", "ts"] + (["rating"] if rating else []))

@@ -3,7 +3,8 @@
     data = load_interactions(RecommendDataConfig(data="movielens"))
     data.train, data.valid, data.test        # DataFrames [user, item, time] (time: UTC timestamps)
     data.cold, data.cold_items               # every interaction of the held-out cold items, and those items
-    data.items                               # [item, title, text, genres, year, plot_summary, popularity] in item_index order
+    data.items                               # [item, title, text, genres, year, plot_summary, popularity]
+                                             # row j = data.item_index[j] = score column j
     data.drops                               # {"unknown_items": 12, "duplicates": 3, ...}: what cleaning removed
 
 Explicit ratings become implicit feedback by a threshold (an interaction counts when rating >= 4.0 by

@@ -64,6 +64,7 @@ def summarise(ndcg, recall, reciprocal, top, candidates: int, k: int, prefix: st
     """Means over users, rounded to 4 places, plus coverage and the user count."""
     if len(ndcg) == 0:
         return {f"{prefix}users": 0}
-    return {f"{prefix}ndcg@{k}": round(float(np.mean(ndcg)), 4), f"{prefix}recall@{k}": round(float(np.mean(recall)), 4),
+    return {f"{prefix}ndcg@{k}": round(float(np.mean(ndcg)), 4),
+            f"{prefix}recall@{k}": round(float(np.mean(recall)), 4),
             f"{prefix}mrr": round(float(np.mean(reciprocal)), 4),
             f"{prefix}coverage": round(coverage(top, candidates), 4), f"{prefix}users": int(len(ndcg))}

@@ -99,7 +99,8 @@ def load_state(directory, name: str, keys: tuple[str, ...]):
     except BadInputError:
         raise
     except (OSError, ValueError) as error:
-        raise BadInputError(f"{directory}: not a saved {name} baseline ({error}); train the recommender again") from None
+        raise BadInputError(f"{directory}: not a saved {name} baseline ({error}); "
+                            "train the recommender again") from None
     return meta["params"], pd.Index(items.tolist(), name="item"), arrays
 
 
