@@ -154,3 +154,20 @@ def test_movielens_loads_with_the_pinned_pandas():
         set(data.train["item"]) | set(data.valid["item"]) | set(data.test["item"]) | data.cold_items).sum())
     toy_story = data.items.set_index("item").loc[1]
     assert toy_story["title"] == "Toy Story" and "Animation" in toy_story["text"]
+
+
+def test_parquet_tables_keep_their_timestamps_and_pick_text_columns(tmp_path):
+    import pandas as pd
+
+    events = pd.DataFrame({"u": [1, 1, 1, 2, 2, 2], "i": [10, 11, 12, 10, 12, 13],
+                           "t": pd.date_range("2021-03-01", periods=6, freq="h", tz="UTC")})
+    items = pd.DataFrame({"i": [10, 11, 12, 13], "title": ["a", "b", "c", "d"], "genres": ["x|y"] * 4,
+                          "price": [1.0, 2.0, 3.0, 4.0]})
+    events.to_parquet(tmp_path / "events.parquet")
+    items.to_parquet(tmp_path / "items.parquet")
+    data = load_interactions(RecommendDataConfig(interactions=str(tmp_path / "events.parquet"),
+                                                 items=str(tmp_path / "items.parquet"), user_column="u",
+                                                 item_column="i", time_column="t", cold_fraction=0.0))
+    assert data.facts["text_columns"] == ["title", "genres"]  # the text columns, not the price
+    assert data.items.set_index("item").loc[10, "text"] == "a. x, y"
+    assert data.test.sort_values("user")["item"].tolist() == [12, 13]  # each user's latest

@@ -226,7 +226,8 @@ def _tables(cfg: RecommendDataConfig):
         _require_columns(items, [cfg.item_column], cfg.items, "item_column")
         items = items.rename(columns={cfg.item_column: "item"}).drop_duplicates("item").reset_index(drop=True)
         columns = list(cfg.text_columns) if cfg.text_columns else [
-            c for c in items.columns if c != "item" and items[c].dtype == object]
+            c for c in items.columns if c != "item" and (items[c].dtype == object
+                                                         or pd.api.types.is_string_dtype(items[c]))]
         _require_columns(items, columns, cfg.items, "text_columns")
         items["text"] = item_text(items, columns, cfg)
         facts["text_columns"] = columns
@@ -273,6 +274,8 @@ def parse_times(raw, column: str | None, origin: str):
         return pd.to_datetime(np.arange(len(raw)), unit="s", utc=True)
     _require_columns(raw, [column], origin, "time_column (or --time-column none to use the row order)")
     values = raw[column]
+    if pd.api.types.is_datetime64_any_dtype(values):  # Parquet keeps real timestamps
+        return pd.to_datetime(values, utc=True)
     text = values.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     if len(text) and numbers.notna().all():
@@ -290,6 +293,8 @@ def parse_times(raw, column: str | None, origin: str):
 
 def item_text(items, columns: list[str], cfg: RecommendDataConfig):
     """``Title. Genre1, Genre2. description``: the named columns joined, empty parts skipped."""
+    if not columns:
+        return items["item"].astype(str).where(False, "")
     parts = []
     for column in columns:
         values = items[column].fillna("").astype(str).str.strip()
