@@ -138,3 +138,11 @@ def test_a_folder_that_is_not_a_baseline_is_bad_input(shop, tmp_path):
         BASELINES["als"].load(tmp_path / "missing")
     with pytest.raises(BadInputError, match="unknown recommender baseline 'alss'"):
         BASELINES["alss"]
+
+
+def test_the_same_seed_gives_the_same_factors(shop):
+    for name, attribute in (("bpr", "item_factors_"), ("item-knn", "similarity_")):
+        first = getattr(BASELINES[name](tune=False).fit(shop), attribute)
+        second = getattr(BASELINES[name](tune=False).fit(shop), attribute)
+        first, second = (first.toarray(), second.toarray()) if hasattr(first, "toarray") else (first, second)
+        assert np.array_equal(first, second), name

@@ -18,7 +18,9 @@ class BPRScorer:
     grid = {"factors": [64, 128], "learning_rate": [0.005, 0.01, 0.05], "regularization": [0.0001, 0.001, 0.01]}
 
     def __init__(self, factors: int = 128, learning_rate: float = 0.01, regularization: float = 0.001,
-                 iterations: int = 100, seed: int = 0, threads: int = 0, tune: bool = True):
+                 iterations: int = 100, seed: int = 0, threads: int = 1, tune: bool = True):
+        # one thread by default: implicit's multi-threaded BPR updates factors racily (Hogwild), so two runs
+        # with the same seed differ; one thread makes the figures reproducible (threads=0: all cores)
         self.factors, self.learning_rate, self.regularization = factors, learning_rate, regularization
         self.iterations, self.seed, self.threads, self.tune = iterations, seed, threads, tune
         self.user_factors_: np.ndarray | None = None
