@@ -1,6 +1,6 @@
 """The FastAPI application: its lifespan (load the models, flush the audit log), the error handlers
 that authenticate and audit every refused request, the body limit, and the route groups of
-``fmkit/serve/routes/`` (health, models, admin, dashboard, assistants, drift, monitors)."""
+``fmkit/serve/routes/`` (health, models, admin, dashboard, assistants, drift, monitors, recommenders)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def create_app(config: ServeConfig):
     from fastapi import FastAPI
 
     from fmkit.serve.limits import BodyLimit
-    from fmkit.serve.routes import admin, assistants, dashboard, drift, health, models, monitors
+    from fmkit.serve.routes import admin, assistants, dashboard, drift, health, models, monitors, recommenders
     from fmkit.serve.state import ServerState
 
     state = ServerState.create(config)
@@ -31,7 +31,7 @@ def create_app(config: ServeConfig):
     app.state.fmkit = state
     add_error_handlers(app, server.access)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=body_too_large(server.access))
-    for group in (health, models, admin, dashboard, assistants, drift, monitors):
+    for group in (health, models, admin, dashboard, assistants, drift, monitors, recommenders):
         group.add_routes(app, server)
     return app
 
@@ -59,6 +59,7 @@ def lifespan(server: Server):
         await app.state.assistants.start()  # fmkit/serve/routes/assistants.py
         await app.state.drift.start()  # --watch: fmkit/serve/drift.py
         await app.state.monitors.start()  # --monitor: fmkit/serve/routes/monitors.py
+        await app.state.recommenders.start()  # --recommender: fmkit/serve/routes/recommenders.py
         state.ready = True
         flusher = asyncio.get_running_loop().create_task(flush_audit_forever())
         yield
