@@ -155,7 +155,7 @@ def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(
     from fmkit.errors import BadInputError
 
     components = {"co-occurrence": CoOccurrence().fit(data), "text": text_model}
-    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, min_rows_in_leaf=5, held_out_users=0.25, threads=1)).fit(
+    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, min_rows_in_leaf=5, held_out_users=0.25, choose=False, threads=1)).fit(
         data, log=lambda line: None)
     assert hybrid.facts_["candidate_recall"] > 0.5 and hybrid.facts_["trained_on_users"] > 0
     assert hybrid.facts_["early_stopping_users"] > 0
@@ -180,3 +180,16 @@ def test_hybrid_ranks_unseen_candidates_and_round_trips_its_lightgbm_text_model(
     assert loaded.stats_.shape[0] == loaded.genres_.shape[0] == data.n_items + 1 and loaded.genres_[-1].sum() == 1
     with pytest.raises(BadInputError, match="needs the component"):
         HybridRanker.load(tmp_path / "hybrid", {"text": text_model})
+
+
+
+def test_hybrid_chooses_its_boosting_settings_on_validation_users_only(text_model, data):
+    from fmkit.apps.recommend.hybrid import SETTINGS, HybridConfig, HybridRanker
+
+    components = {"co-occurrence": CoOccurrence().fit(data), "text": text_model}
+    hybrid = HybridRanker(components, HybridConfig(candidates_per_model=8, threads=1)).fit(data, log=lambda line: None)
+    choice = hybrid.facts_["choice"]
+    assert len(choice["validation_ndcg@10"]) == len(SETTINGS) and all(0 <= v <= 1 for v in choice["validation_ndcg@10"])
+    assert hybrid.facts_["setting"] == SETTINGS[choice["chosen"]]
+    assert choice["validation_ndcg@10"][choice["chosen"]] == max(choice["validation_ndcg@10"])
+    assert hybrid.booster_.num_trees() == SETTINGS[choice["chosen"]]["trees"]

@@ -31,6 +31,12 @@ META_FILE = "hybrid.json"
 ITEM_STATS_FILE = "item_stats.npy"
 ITEM_GENRES_FILE = "item_genres.npy"
 ITEM_STATS = ("log_popularity", "log_recent_popularity", "year")
+# what choose=True picks from: few trees / many; small leaves / large (few positives per user: large leaves generalise)
+SETTINGS = ({"trees": 30, "learning_rate": 0.05, "min_rows_in_leaf": 20},
+            {"trees": 100, "learning_rate": 0.05, "min_rows_in_leaf": 20},
+            {"trees": 200, "learning_rate": 0.03, "min_rows_in_leaf": 100},
+            {"trees": 300, "learning_rate": 0.02, "min_rows_in_leaf": 200})
+CHOICE_FOLDS = 2
 RECENT_SHARE = 0.1  # "recent popularity": interactions in the last 10% of the train split's time span
 SEEN = float("-inf")
 
@@ -41,9 +47,11 @@ class HybridConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     candidates_per_model: int = Field(100, ge=1, le=2000, description="top-N items each component proposes")
-    # Defaults from movielens (2026-12-02, R2's bench3): early stopping on 20% of ~580 validation users stopped
-    # at 5-37 trees from run to run (NDCG@10 0.092-0.096); a fixed 200 trees on all of them, slower and with larger
-    # leaves, gave 0.100. Chosen among 4 settings on the test split: confirm on another split before trusting it.
+    # Early stopping on 20% of ~580 movielens validation users stopped at 5-37 trees from run to run, so by default
+    # the boosting settings are chosen by cross-validation over the validation users (choose=True, SETTINGS).
+    choose: bool = Field(True, description="choose trees / learning rate / leaf size among the built-in settings by "
+                                           "2-fold cross-validation over the validation users (NDCG@10), then refit "
+                                           "on all of them; false: use the fields below")
     trees: int = Field(200, ge=1, le=5000, description="boosting rounds (early-stopped when held_out_users > 0)")
     learning_rate: float = Field(0.03, gt=0, le=1)
     leaves: int = Field(31, ge=2, le=1024)
@@ -215,10 +223,12 @@ class HybridRanker:
         held = rng.random(len(kept)) < self.cfg.held_out_users if self.cfg.held_out_users else np.zeros(len(kept), bool)
         if held.all() or not held.any():
             held = np.zeros(len(kept), bool)
-        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": self.cfg.learning_rate,
-                  "num_leaves": self.cfg.leaves, "min_data_in_leaf": self.cfg.min_rows_in_leaf, "verbosity": -1,
-                  "seed": self.cfg.seed, "deterministic": True, "force_row_wise": True,
-                  **({"num_threads": self.cfg.threads} if self.cfg.threads else {})}
+        def parameters(setting: dict) -> dict:
+            return {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+                    "learning_rate": setting["learning_rate"], "num_leaves": self.cfg.leaves,
+                    "min_data_in_leaf": setting["min_rows_in_leaf"], "verbosity": -1, "seed": self.cfg.seed,
+                    "deterministic": True, "force_row_wise": True,
+                    **({"num_threads": self.cfg.threads} if self.cfg.threads else {})}
 
         def dataset(mask):
             pick = [k for k in range(len(kept)) if mask[k]]
@@ -226,22 +236,51 @@ class HybridRanker:
                                group=[groups[k] for k in pick], feature_name=self.feature_names,
                                free_raw_data=False)
 
+        setting = {"trees": self.cfg.trees, "learning_rate": self.cfg.learning_rate,
+                   "min_rows_in_leaf": self.cfg.min_rows_in_leaf}
+        choice = None
+        if self.cfg.choose:
+            choice = self._choose(lgb, parameters, dataset, kept, features, labels, [len(targets[u]) for u in kept])
+            setting = SETTINGS[choice["chosen"]]
+        params = parameters(setting)
         train_set = dataset(~held)
         callbacks, valid_sets = [], []
         if held.any():
             valid_sets = [dataset(held)]
             callbacks = [lgb.early_stopping(30, verbose=False)]
-        self.booster_ = lgb.train(params, train_set, num_boost_round=self.cfg.trees, valid_sets=valid_sets,
+        self.booster_ = lgb.train(params, train_set, num_boost_round=setting["trees"], valid_sets=valid_sets,
                                   callbacks=callbacks)
         importance = self.booster_.feature_importance("gain")
         self.facts_ = {"validation_users": len(users), "trained_on_users": int((~held).sum()),
                        "early_stopping_users": int(held.sum()), "candidate_recall": round(found / max(total, 1), 4),
                        "mean_candidates": round(float(np.mean([len(row[0]) for row in rows])), 1),
-                       "trees": self.booster_.best_iteration or self.booster_.num_trees(),
+                       "trees": self.booster_.best_iteration or self.booster_.num_trees(), "setting": setting,
+                       "choice": choice,
                        "feature_gain": {n: round(float(g), 2) for n, g in zip(self.feature_names, importance)}}
         log(f"hybrid ranker: LambdaRank on {len(kept)} validation users ({self.facts_['mean_candidates']} candidates "
             f"each, {self.facts_['candidate_recall']:.1%} of validation items among them), {self.facts_['trees']} trees")
         return self
+
+    def _choose(self, lgb, parameters, dataset, kept, features, labels, relevant_counts) -> dict:
+        """The index in SETTINGS with the best mean NDCG@10 over CHOICE_FOLDS folds of the validation users
+        (train on the others, rank each held-out user's candidates; a validation item outside the candidates
+        counts as missed). The test split is never looked at."""
+        import numpy as np
+
+        folds = np.random.default_rng(self.cfg.seed + 1).permutation(len(kept)) % CHOICE_FOLDS
+        discounts = 1.0 / np.log2(np.arange(2, 12))
+        means = []
+        for setting in SETTINGS:
+            ndcg = []
+            for fold in range(CHOICE_FOLDS):
+                booster = lgb.train(parameters(setting), dataset(folds != fold), num_boost_round=setting["trees"])
+                for k in np.flatnonzero(folds == fold):
+                    order = np.argsort(-booster.predict(features[k]), kind="stable")[:10]
+                    ideal = discounts[:min(relevant_counts[k], 10)].sum()
+                    ndcg.append(float((labels[k][order] * discounts[:len(order)]).sum() / ideal))
+            means.append(round(float(np.mean(ndcg)), 5))
+        return {"by": f"{CHOICE_FOLDS}-fold cross-validation over the validation users, NDCG@10",
+                "settings": list(SETTINGS), "validation_ndcg@10": means, "chosen": int(np.argmax(means))}
 
     def score(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
         import numpy as np
