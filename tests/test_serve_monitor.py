@@ -155,8 +155,13 @@ def test_the_trend_page_draws_the_series_and_the_alert(tiny_bundle, monitor_yaml
         with headless_page(tmp_path) as page:
             page.goto(f"{base}/ui/monitors/news")
             assert page.locator(".topic").count() == 0  # nothing without a key
+            page.goto(f"{base}/ui")  # the dashboard lists the monitor and links to its trend page
             page.fill("#key", key)
             page.click("#connect")
+            page.wait_for_selector("#monitors a", timeout=15000)
+            page.wait_for_function("document.querySelector('td.drift').textContent === 'not watched'", timeout=15000)
+            assert "130 events, 1 alert(s)" in page.locator("#monitors").inner_text()
+            page.click("#monitors a")  # the key stays in the tab's session: the page shows at once
             page.wait_for_selector(".topic[data-topic='all'] polyline.negative-share", timeout=15000)
             points = page.locator("polyline.negative-share").get_attribute("points").split()
             assert len(points) == 13

@@ -1,6 +1,8 @@
 """The /ui page: a shell with no data in it. It asks for an API key (kept in the tab's sessionStorage),
-then fetches with that key the models it may see (GET /v1/models), their cards, and runs the
-try-it box: texts for text models, an image file (sent as base64) for image models.
+then fetches with that key the models it may see (GET /v1/models), their cards, their drift status
+(GET /v1/models/NAME/drift, under --watch), the monitors (GET /v1/monitors, linked to their trend pages
+/ui/monitors/NAME), and runs the try-it box: texts for text models, an image file (sent as base64) for
+image models.
 
 Everything from the server is written with textContent, except the model cards, which the
 server renders from the manifest with every value HTML-escaped.
@@ -32,8 +34,10 @@ PAGE = """<!doctype html>
 <button id="connect">Show my models</button> <span id="status"></span></div>
 <table id="models"><thead><tr><th>model</th><th>input</th><th>runtime</th><th>lineage</th><th>labels</th>
 <th>test accuracy</th><th>test macro-F1</th><th>p50 latency</th><th>size</th><th>ε</th><th>fairness gap</th>
-<th>stability</th></tr></thead>
+<th>stability</th><th>drift</th></tr></thead>
 <tbody></tbody></table>
+<h2>Monitors</h2>
+<ul id="monitors"><li>none</li></ul>
 <h2>Model cards</h2>
 <div id="cards"><p>no cards</p></div>
 <div class="try"><h2>Try it</h2>
@@ -71,7 +75,13 @@ async function showModels() {  // what this key may see, fetched with it
         fmt(bench.size_bytes ? bench.size_bytes / 1e6 : null, 1, " MB"),
         fmt(((m.privacy || {}).dp || {}).epsilon, 2), fmt(fairnessGap(m)),
         fmt(((m.audits || {}).robustness || {}).min_stability_rate)]) cell(row, text);
+    const drift = document.createElement("td"); drift.className = "drift"; drift.textContent = "…"; row.appendChild(drift);
     tbody.appendChild(row);
+    fetch(`/v1/models/${encodeURIComponent(m.name)}/drift`, {headers: headers()}).then(async r => {
+      const d = await r.json();  // --watch: ok / drifting (which signals) / warming up; else why not
+      drift.textContent = r.ok ? (d.status === "drifting" ? "drifting: " + d.drifting.join(", ") : d.status)
+                               : (d.error.code === "not_watched" ? "not watched" : d.error.message);
+    }).catch(() => { drift.textContent = "n/a"; });
     const option = document.createElement("option"); option.value = option.textContent = m.name; select.appendChild(option);
     const card = await fetch(`/v1/models/${encodeURIComponent(m.name)}/card`, {headers: headers()});
     if (!card.ok) continue;
@@ -82,6 +92,15 @@ async function showModels() {  // what this key may see, fetched with it
     cards.appendChild(details);
   }
   if (!models.length) cards.textContent = "no cards";
+  const monitors = await fetch("/v1/monitors", {headers: headers()}), list = $("monitors");
+  list.textContent = "";
+  for (const m of monitors.ok ? await monitors.json() : []) {  // each links to its trend page
+    const item = document.createElement("li"), link = document.createElement("a");
+    link.href = `/ui/monitors/${encodeURIComponent(m.name)}`; link.textContent = m.name; item.appendChild(link);
+    item.appendChild(document.createTextNode(` · ${m.counts.ingested || 0} events, ${m.alerts} alert(s)`));
+    list.appendChild(item);
+  }
+  if (!list.children.length) list.textContent = "none";
   pick();
 }
 function pick() {
