@@ -74,17 +74,17 @@ def test_served_ingest_alerts_once_on_a_surge_with_the_keys_and_limits_of_predic
 
     async def calls(client):
         url = "/v1/monitors/news:ingest"
+        reader_auth, other_auth = {"Authorization": f"Bearer {reader}"}, {"Authorization": f"Bearer {other}"}
         out = {"mixed": await client.post(url, json={"events": bad}, headers=auth),
                "again": await client.post(url, json={"events": events[:1]}, headers=auth),
                "anonymous": await client.post(url, json={"events": events[:1]}),
-               "reader": await client.post(url, json={"events": events[:1]}, headers={"Authorization": f"Bearer {reader}"}),
-               "other": await client.post(url, json={"events": events[:1]}, headers={"Authorization": f"Bearer {other}"}),
+               "reader": await client.post(url, json={"events": events[:1]}, headers=reader_auth),
+               "other": await client.post(url, json={"events": events[:1]}, headers=other_auth),
                "too_many": await client.post(url, json={"events": events[:1] * 201}, headers=auth),
                "not_events": await client.post(url, json={"texts": ["a"]}, headers=auth),
                "unknown": await client.post("/v1/monitors/nope:ingest", json={"events": events[:1]}, headers=auth)}
         out["stream"] = [await client.post(url, json={"events": events[start:start + 50]}, headers=auth)
                          for start in range(0, len(events), 50)]
-        reader_auth = {"Authorization": f"Bearer {reader}"}
         out["alerts"] = await client.get("/v1/monitors/news/alerts", headers=reader_auth)
         out["later"] = await client.get("/v1/monitors/news/alerts", params={"since": "2020-04-01"}, headers=reader_auth)
         out["bad_since"] = await client.get("/v1/monitors/news/alerts", params={"since": "soon"}, headers=reader_auth)

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "serve", help="serve bundles over HTTP with API keys and dynamic batching",
         description="Serve bundles: POST /v1/models/NAME:predict, GET /v1/models, /healthz, /readyz, /metrics, "
         "/docs (OpenAPI), /ui (dashboard), and for assistants POST /v1/assistants/NAME:ask and /ui/assistants/NAME "
-        "(chat page), for monitors POST /v1/monitors/NAME:ingest, GET /v1/monitors/NAME/alerts and /ui/monitors/NAME, with --watch GET /v1/models/NAME/drift. Requests need `Authorization: Bearer KEY` (fmkit keys create). "
+        "(chat page), for monitors POST /v1/monitors/NAME:ingest, GET /v1/monitors/NAME/alerts and /ui/monitors/NAME, "
+        "with --watch GET /v1/models/NAME/drift. Requests need `Authorization: Bearer KEY` (fmkit keys create). "
         "Binds to 127.0.0.1 unless --host says otherwise.",
         epilog="example: fmkit serve --bundle reviews=models/reviews-int8 --watch --assistant support=assistants/acme "
         "--monitor news=monitor.yaml",
@@ -128,7 +129,8 @@ def run(args) -> int:
         read_monitor_config(Path(path), Path(args.workspace))
     for name, path in recommenders.items():
         if not Path(path).is_dir():
-            raise BadInputError(f"--recommender {name}={path}: no such directory; make one with `fmkit recommend train`")
+            raise BadInputError(f"--recommender {name}={path}: no such directory; make one with "
+                                "`fmkit recommend train`")
         from fmkit.apps.recommend.store import open_manifest as open_recommender
 
         open_recommender(Path(path))  # digests, without loading its models
