@@ -50,7 +50,7 @@ def bundle_labels(path: Path, texts: list[str], threads: int) -> list[str]:
     return [LABELS[int(row.argmax())] for row in BundleSentiment(path, threads=threads).probabilities(texts)]
 
 
-def throughput(scorer, texts: list[str], repeats: int = 3) -> float:
+def throughput(scorer, texts: list[str], repeats: int = 2) -> float:
     scorer.score(texts[:256])  # warm-up: sessions, allocators
     best = 0.0
     for _ in range(repeats):
