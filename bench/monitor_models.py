@@ -36,7 +36,8 @@ def topic_micro_f1(gold: list[dict], assigned: list[tuple[str, ...]]) -> dict:
     true_positive = predicted = actual = 0
     for row, topics in zip(gold, assigned):
         truth, guess = set(row["topics"]), set(topics)
-        true_positive, predicted, actual = true_positive + len(truth & guess), predicted + len(guess), actual + len(truth)
+        true_positive += len(truth & guess)
+        predicted, actual = predicted + len(guess), actual + len(truth)
     precision = true_positive / predicted if predicted else 0.0
     recall = true_positive / actual if actual else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -96,7 +97,8 @@ def main() -> int:
     if results["int8"] is None:
         results["int8"] = results["full"]  # the scorer runs the full bundle; recorded as such below
         results["int8_is_full_bundle"] = True
-    results["int8_gain_vs_lexicon_points"] = round(100 * (results["int8"]["macro_f1"] - results["lexicon"]["macro_f1"]), 2)
+    results["int8_gain_vs_lexicon_points"] = round(
+        100 * (results["int8"]["macro_f1"] - results["lexicon"]["macro_f1"]), 2)
     results["int8_accuracy_drop_points"] = round(100 * (results["full"]["accuracy"] - results["int8"]["accuracy"]), 2)
     results["int8_macro_f1_drop_points"] = round(100 * (results["full"]["macro_f1"] - results["int8"]["macro_f1"]), 2)
 
@@ -119,8 +121,8 @@ def main() -> int:
         chosen = max(THRESHOLDS, key=lambda t: grid[str(t)]["train"]["micro_f1"])
         results["topics"][precision] = {"thresholds": grid, "chosen_on_train": chosen,
                                         "test_at_chosen": grid[str(chosen)]["test"]}
-        scorer = load_scorer(str(compressed), "default", workspace=args.work / "workspace", threshold=chosen, log=log,
-                             threads=args.threads, topic_precision=precision)
+        scorer = load_scorer(str(compressed), "default", workspace=args.work / "workspace", threshold=chosen,
+                             log=log, threads=args.threads, topic_precision=precision)
         results["throughput_headlines_per_s"][f"int8+topics({precision})"] = throughput(scorer, stream)
         results["throughput_headlines_per_s"][f"topics({precision}) only"] = throughput(
             Scorer(_Neutral(), scorer.topics), stream)

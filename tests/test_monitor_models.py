@@ -133,7 +133,10 @@ def test_scorer_contract_on_the_onnx_bundle_in_micro_batches(tiny_default, tmp_p
         assert np.isclose(score.value, score.probs["positive"] - score.probs["negative"], atol=1e-6)
         assert score.topics == ("all",)
     whole = load_scorer(str(path), None, workspace=tmp_path, log=lambda line: None).score(texts)
-    as_rows = lambda result: np.array([[s.probs[label] for label in ("negative", "neutral", "positive")] for s in result])
+
+    def as_rows(result):
+        return np.array([[s.probs[label] for label in ("negative", "neutral", "positive")] for s in result])
+
     # micro-batches of 3 vs one batch: INT8 activations are quantized per batch, so close, not bit-equal
     assert np.allclose(as_rows(whole), as_rows(scores), atol=0.02)
     described = scorer.describe()

@@ -24,7 +24,8 @@ OTHER = "other"
 ALL = "all"
 DEFAULT_TOPICS_FILE = Path(__file__).parent / "data" / "finance_topics.yaml"
 DEFAULT_ENCODER = "minilm"
-DEFAULT_EXAMPLE_THRESHOLD = 0.40  # cosine to a topic's centroid; best of 0.30-0.55 on the gold train rows (docs/monitor_gold.md)
+# cosine to a topic's centroid; the best of 0.30-0.55 on the gold train rows (docs/monitor_gold.md)
+DEFAULT_EXAMPLE_THRESHOLD = 0.40
 DEFAULT_BUNDLE_THRESHOLD = 0.5    # a classifier's probability
 
 
