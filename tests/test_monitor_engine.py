@@ -195,6 +195,21 @@ def test_replay_needs_input_and_out(tmp_path, capsys):
     assert "interval='soon'" in capsys.readouterr().err
 
 
+def test_sample_writes_the_shipped_stream_that_replay_reads(tmp_path, capsys):
+    from fmkit.cli.main import main
+
+    events = tmp_path / "guardian.jsonl"
+    assert main(["monitor", "sample", "--out", str(events), "--limit", "300"]) == 0
+    assert "wrote 300 events" in capsys.readouterr().out
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    assert len(rows) == 300 and {"id", "time", "text"} <= set(rows[0]) and rows[0]["time"] <= rows[-1]["time"]
+    out = tmp_path / "run"
+    assert main(["monitor", "replay", "--input", str(events), "--out", str(out), "--sentiment", "lexicon",
+                 "--no-report", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["ingested"] == 300
+    assert main(["monitor", "sample", "--out", str(tmp_path / "x.jsonl"), "--limit", "0"]) == 2
+
+
 # -- run: stdin, and a restart after kill -9 ---------------------------------------------------------------------
 def monitor_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "fmkit", "monitor", "run", "--sentiment", "lexicon", "--poll-seconds", "0.05",

