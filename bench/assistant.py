@@ -1,7 +1,7 @@
 """The support assistant on the built-in support-faq (issue 16 targets), every number from one command.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/assistant.py train --work bench-assistant   # encoder (+ --intent)
-    flock /work/notes/cpu.lock .venv/bin/python bench/assistant.py measure --work bench-assistant # all of it, one run
+    .venv/bin/python bench/assistant.py train --work bench-assistant   # encoder (+ --intent)
+    .venv/bin/python bench/assistant.py measure --work bench-assistant # all of it, one run
 
 ``train`` splits the 503 questions by question, stratified by category (seed 0: 70% train, 10%
 validation for the handoff calibration, 20% held out), and fine-tunes the encoder with

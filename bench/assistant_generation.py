@@ -1,7 +1,7 @@
 """Grounded composition latency (issue 16 part 5): SmolLM2-135M-Instruct drafting answers for the
 held-out questions the assistant hands off, from their top 3 retrieved passages.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/assistant_generation.py ASSISTANT_DIR HELD_OUT.csv \
+    .venv/bin/python bench/assistant_generation.py ASSISTANT_DIR HELD_OUT.csv \
         [--question-column q] [--answer-column a] [--questions 20] [--threads 2]
 
 ASSISTANT_DIR and HELD_OUT.csv are what bench/assistant.py writes (WORK/assistants/fine-tuned,

@@ -1,8 +1,8 @@
 """The news monitor's detection and throughput figures (issue 17 targets), every number from one command.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/monitor.py score --work bench-monitor       # real scores, cached
+    .venv/bin/python bench/monitor.py score --work bench-monitor       # real scores, cached
     .venv/bin/python bench/monitor.py detect --work bench-monitor                                  # seconds: no model
-    flock /work/notes/cpu.lock .venv/bin/python bench/monitor.py throughput --work bench-monitor  # through the engine
+    .venv/bin/python bench/monitor.py throughput --work bench-monitor  # through the engine
 
 ``score`` runs the project's scorer (fmkit.apps.monitor.scoring.load_scorer: the default sentiment
 bundle and the shipped finance topics unless --sentiment/--topics say otherwise) over the 4,080

@@ -1,6 +1,6 @@
 """The monitor's models on the project's gold set (issue 17 targets), every number from one command.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/monitor_models.py --work bench-monitor-models
+    .venv/bin/python bench/monitor_models.py --work bench-monitor-models
 
 Builds (or reuses) the default sentiment bundle in WORK/workspace exactly as ``fmkit monitor``
 does on first use, then measures on the gold set's TEST half (the rows that never train it):

@@ -5,7 +5,7 @@ from [CLS] through an untrained pooler. Each variant is one ``run_finetune`` wit
 settings (only the head differs), scored on a held-out test split larger than the default 10% so
 that small sets are not decided by a handful of rows.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/pooling_heads.py --set faq --variants pooler,mean,lpft,fewshot
+    .venv/bin/python bench/pooling_heads.py --set faq --variants pooler,mean,lpft,fewshot
 
 Writes one JSON line per run to ``--results`` (default bench/results/pooling_heads.jsonl).
 """

@@ -1,6 +1,6 @@
 """The text-aware recommender on the built-in movielens (issue 18 targets), every number from one command.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/recommend.py --work bench-recommend
+    .venv/bin/python bench/recommend.py --work bench-recommend
 
 One run: ``fmkit recommend train --data movielens`` with its defaults (timed end to end: data,
 popularity / item-kNN / ALS / BPR tuned on the validation slice, the MiniLM text model, the

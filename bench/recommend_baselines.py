@@ -1,6 +1,6 @@
 """The recommender baselines on movielens' time split and cold items, every number from one command.
 
-    flock /work/notes/cpu.lock .venv/bin/python bench/recommend_baselines.py --out bench-recommend/baselines.json
+    .venv/bin/python bench/recommend_baselines.py --out bench-recommend/baselines.json
 
 Loads the built-in movielens (rating >= 4 -> positive; per-user time split: last 20% test, the 10%
 before it validation; 10% of the items cold, seed 0), fits popularity, item-kNN, ALS and BPR on the
