@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from fmkit.errors import BadInputError, BundleIntegrityError
+from fmkit.errors import BadInputError
 
 MANIFEST = "assistant.json"
 EMBEDDINGS = "index/embeddings.npy"
@@ -24,34 +23,16 @@ REPORTS_DIR = "reports"
 SCHEMA = 2  # schema_version >= 2: a manifest without its seal reads as edited (fmkit.bundle.seal)
 
 
-def digested_files(directory: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file but the manifest and reports/."""
-    from fmkit.bundle.verify import cached_sha256
-
-    directory = Path(directory)
-    return {path.relative_to(directory).as_posix(): cached_sha256(path) for path in sorted(directory.rglob("*"))
-            if path.is_file() and path.relative_to(directory).as_posix() != MANIFEST
-            and path.relative_to(directory).parts[0] != REPORTS_DIR}
-
-
 def write_manifest(directory: Path, manifest: dict) -> dict:
-    from fmkit.bundle.seal import make_seal
-    from fmkit.bundle.store import content_digest, refuse_pickles
-    from fmkit.fileio import write_json_atomic
+    """Digest every file, seal the manifest (fmkit/bundle/sealed_directory.py); refuses a pickle."""
+    from fmkit.bundle.sealed_directory import write_sealed_manifest
 
-    refuse_pickles(directory)
-    manifest["files"] = digested_files(directory)
-    manifest["content_digest"] = content_digest(manifest["files"])
-    manifest.pop("seal", None)
-    manifest["seal"] = make_seal(manifest)
-    write_json_atomic(Path(directory) / MANIFEST, manifest)
-    return manifest
+    return write_sealed_manifest(directory, MANIFEST, manifest)
 
 
 def open_manifest(path: Path) -> dict:
     """The manifest of assistant ``path`` once its seal and file digests verify."""
-    from fmkit.bundle.seal import check_seal
-    from fmkit.bundle.store import content_digest
+    from fmkit.bundle.sealed_directory import read_sealed_manifest
 
     path = Path(path)
     file = path / MANIFEST
@@ -59,20 +40,4 @@ def open_manifest(path: Path) -> dict:
         hint = (" (it is a model bundle: build an assistant from it with `fmkit assistant build --encoder "
                 f"{path} ...`)") if (path / "fmkit.json").is_file() else ""
         raise BadInputError(f"{path} is not an assistant directory: it has no {MANIFEST}{hint}")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleIntegrityError(f"{file}: unreadable ({error}); rebuild the assistant") from None
-    seal = check_seal(manifest)
-    if seal.edited:
-        raise BundleIntegrityError(f"{path}: {seal.message}; rebuild it with `fmkit assistant build`")
-    recorded = manifest.get("files", {})
-    found = digested_files(path)
-    problems = [f"{name} changed" for name in recorded if name in found and found[name] != recorded[name]]
-    problems += [f"{name} missing" for name in recorded if name not in found]
-    problems += [f"{name} added" for name in found if name not in recorded]
-    if problems or content_digest(recorded) != manifest.get("content_digest"):
-        shown = "; ".join(problems[:5]) or "content digest differs"
-        raise BundleIntegrityError(f"{path}: its files do not match what fmkit recorded ({shown}); rebuild it "
-                                   "with `fmkit assistant build` or restore it from where it was made")
-    return manifest
+    return read_sealed_manifest(path, MANIFEST, remake="rebuild it with `fmkit assistant build`")

@@ -14,10 +14,9 @@ Nothing in it is a pickle (``refuse_pickles``); ``np.load(..., allow_pickle=Fals
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from fmkit.errors import BadInputError, BundleIntegrityError
+from fmkit.errors import BadInputError
 
 MANIFEST = "recommender.json"
 KIND = "fmkit-recommender"
@@ -30,38 +29,16 @@ SCHEMA = 2  # schema_version >= 2: a manifest without its seal reads as edited (
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 
 
-def digested_files(directory: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file but the manifest and reports/."""
-    from fmkit.bundle.verify import cached_sha256
-
-    directory = Path(directory)
-    files = {}
-    for path in sorted(directory.rglob("*")):
-        relative = path.relative_to(directory)
-        if path.is_file() and relative.as_posix() != MANIFEST and relative.parts[0] != REPORTS_DIR:
-            files[relative.as_posix()] = cached_sha256(path)
-    return files
-
-
 def write_manifest(directory: Path, manifest: dict) -> dict:
-    """Record every file's digest, the content digest and the seal; refuses a directory holding a pickle."""
-    from fmkit.bundle.seal import make_seal
-    from fmkit.bundle.store import content_digest, refuse_pickles
-    from fmkit.fileio import write_json_atomic
+    """Digest every file, seal the manifest (fmkit/bundle/sealed_directory.py); refuses a pickle."""
+    from fmkit.bundle.sealed_directory import write_sealed_manifest
 
-    refuse_pickles(directory)
-    manifest["files"] = digested_files(directory)
-    manifest["content_digest"] = content_digest(manifest["files"])
-    manifest.pop("seal", None)
-    manifest["seal"] = make_seal(manifest)
-    write_json_atomic(Path(directory) / MANIFEST, manifest)
-    return manifest
+    return write_sealed_manifest(directory, MANIFEST, manifest)
 
 
 def open_manifest(path: Path) -> dict:
     """The manifest of recommender ``path`` once its seal and every file digest verify."""
-    from fmkit.bundle.seal import check_seal
-    from fmkit.bundle.store import content_digest
+    from fmkit.bundle.sealed_directory import read_sealed_manifest
 
     path = Path(path)
     file = path / MANIFEST
@@ -71,22 +48,7 @@ def open_manifest(path: Path) -> dict:
         hint = " (it is a model bundle, not a recommender)" if (path / "fmkit.json").is_file() else ""
         raise BadInputError(f"{path} is not a recommender directory: it has no {MANIFEST}{hint}; make one with "
                             "`fmkit recommend train`")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleIntegrityError(f"{file}: unreadable ({error}); retrain the recommender") from None
+    manifest = read_sealed_manifest(path, MANIFEST, remake="retrain it with `fmkit recommend train`")
     if manifest.get("kind") != KIND:
         raise BadInputError(f"{path}: {MANIFEST} says kind={manifest.get('kind')!r}, not {KIND!r}")
-    seal = check_seal(manifest)
-    if seal.edited:
-        raise BundleIntegrityError(f"{path}: {seal.message}; retrain it with `fmkit recommend train`")
-    recorded = manifest.get("files", {})
-    found = digested_files(path)
-    problems = [f"{name} changed" for name in recorded if name in found and found[name] != recorded[name]]
-    problems += [f"{name} missing" for name in recorded if name not in found]
-    problems += [f"{name} added" for name in found if name not in recorded]
-    if problems or content_digest(recorded) != manifest.get("content_digest"):
-        shown = "; ".join(problems[:5]) or "content digest differs"
-        raise BundleIntegrityError(f"{path}: its files do not match what fmkit recorded ({shown}); retrain it with "
-                                   "`fmkit recommend train` or restore it from where it was made")
     return manifest
