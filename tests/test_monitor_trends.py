@@ -119,6 +119,27 @@ def test_the_z_score_is_volume_aware_few_events_never_alert():
     assert detect(compute_series(small, "1d"), DetectorConfig(min_count=3, threshold=2.0)) != []
 
 
+def busy_stream(surge_share, days=30, per_day=1000, share=0.7, surge_day=20):
+    """Exactly ``share`` of each day's events negative (``surge_share`` on ``surge_day``), all inside the day."""
+    rows = []
+    for day in range(days):
+        negatives = round(per_day * (surge_share if day == surge_day else share))
+        rows += [{"id": f"{day}-{i}", "time": DAY0 + pd.Timedelta(days=day, seconds=i), "topics": ("rates",),
+                  "sentiment": "negative" if i < negatives else "neutral", "value": -0.8 if i < negatives else 0.3,
+                  "text": f"headline {day}-{i}"} for i in range(per_day)]
+    return pd.DataFrame(rows)
+
+
+def test_the_lift_is_on_the_odds_so_a_mostly_negative_stream_can_still_surge():
+    surged = compute_series(busy_stream(0.9), "1d")  # a 70%-negative topic, one day at 90%
+    day = surged[surged["start"] == DAY0 + pd.Timedelta(days=20)].iloc[0]
+    assert day["negative_share"] < 1.5 * day["baseline_share"]  # a lift on the share itself could never pass
+    assert [a["start"] for a in detect(surged, DetectorConfig())] == [(DAY0 + pd.Timedelta(days=20)).isoformat()]
+    # 77%: z is far above 3 at 1,000 events, but the odds (3.3) are only 1.4x the baseline's (2.3): no alert
+    assert detect(compute_series(busy_stream(0.77), "1d"), DetectorConfig()) == []
+    assert detect(compute_series(busy_stream(0.77), "1d"), DetectorConfig(min_lift=1.3)) != []
+
+
 class Receiver:
     """A real HTTP server on loopback: answers the first ``failures`` POSTs with 503, then 200 (after ``delay``)."""
 

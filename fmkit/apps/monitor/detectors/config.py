@@ -27,8 +27,8 @@ class DetectorConfig(BaseModel):
                            "tell a surge from noise)")
     threshold: float = Field(3.0, description="zscore: the z the interval's negative share must reach against "
                              "the baseline share (binomial standard error at the interval's count)")
-    min_lift: float = Field(1.5, description="the interval's negative share must also be at least this multiple "
-                            "of the baseline share")
+    min_lift: float = Field(1.5, description="zscore: the odds of a negative in the interval (p / (1 - p)) must "
+                            "also be at least this multiple of the baseline's odds")
     cooldown: int = Field(1, description="alerting intervals separated by at most this many quiet intervals are "
                           "one surge, hence one alert")
     adwin_delta: float = Field(0.002, description="adwin: confidence of a cut (smaller: fewer, surer changes)")
