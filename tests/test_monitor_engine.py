@@ -46,6 +46,11 @@ def lexicon_monitor(out: Path, **settings):
     ('{"id": 1, "time": "2020-01-02", "text": "' + "x" * 41 + '"}', "41 characters, over the limit of 40"),
     ('{"id": 1, "time": "2020-01-02", "text": "   "}', "text is empty"),
     ('["a list"]', "not a list"),
+    ('{"id": 1, "time": "0001-01-01T00:00:00+01:00", "text": "t"}', "not ISO 8601"),  # out of range in UTC
+    ('{"id": 1, "time": "9999-12-30", "text": "t"}', "outside 1970-01-01"),  # would stretch every series
+    ('{"id": 1, "time": "1969-12-31T23:00:00Z", "text": "t"}', "check the year"),
+    ('{"id": ' + "9" * 5000 + ', "time": "2020-01-02", "text": "t"}', "not valid JSON"),  # int over 4,300 digits
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON"),  # nesting deeper than the stack
 ])
 def test_bad_events_say_what_is_wrong(line, reason):
     with pytest.raises(BadEvent, match=reason):
@@ -83,6 +88,10 @@ def test_followed_file_waits_for_a_line_being_written(tmp_path):
     assert [(line.number, line.text) for line in lines] == [(2, '{"b": 2}'), (4, '{"c": 3}')]
     path.write_text('{"new": 1}\n')  # replaced by a shorter file: read again from its start
     assert [line.text for line in source.read(10)] == ['{"new": 1}']
+    path.rename(tmp_path / "feed.jsonl.1")  # log rotation: moved away, a new file appears later
+    assert source.read(10) == []
+    path.write_text('{"rotated": 1}\n{"rotated": 2}\n{"rotated": 3}\n')  # already longer than the old offset
+    assert [line.text for line in source.read(10)] == ['{"rotated": 1}', '{"rotated": 2}', '{"rotated": 3}']
 
 
 def test_folder_picks_up_new_files_and_replay_ends(tmp_path):

@@ -146,3 +146,12 @@ def test_the_same_seed_gives_the_same_factors(shop):
         second = getattr(BASELINES[name](tune=False).fit(shop), attribute)
         first, second = (first.toarray(), second.toarray()) if hasattr(first, "toarray") else (first, second)
         assert np.array_equal(first, second), name
+
+
+def test_a_catalogue_smaller_than_k_is_ranked_whole():
+    from fmkit.apps.recommend.metrics import rank_users
+
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.1]])
+    ndcg, recall, reciprocal, top = rank_users(scores, [np.array([0]), np.array([2, 1])], 10, np.arange(3))
+    assert top.shape == (2, 3) and recall.tolist() == [1.0, 1.0] and reciprocal.tolist() == [1.0, 1.0]
+    assert ndcg[1] == pytest.approx((1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3)))  # hits at ranks 1 and 3

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 REQUIRED = ("id", "time", "text")
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_FUTURE = timedelta(days=1)  # clocks drift; a time further ahead is a typo or a wrong timezone
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,17 @@ def parse_time(value) -> datetime:
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         raise BadEvent(f"time={value!r} is not ISO 8601; write e.g. \"2020-03-09T10:00:00Z\"") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    latest = datetime.now(timezone.utc) + MAX_FUTURE
+    if not EARLIEST <= parsed <= latest:
+        # a stored event far from the others would stretch every topic's series over all the intervals between
+        raise BadEvent(f"time={value!r} is outside {EARLIEST:%Y-%m-%d} .. {latest:%Y-%m-%d} (now + 1 day); check "
+                       "the year and the clock of the source")
+    return parsed
 
 
 def parse_event(record, *, max_text_chars: int) -> Event:
@@ -72,4 +80,6 @@ def parse_line(line: str, *, max_text_chars: int) -> Event:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise BadEvent(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except (ValueError, RecursionError) as error:  # an integer of > 4,300 digits; nesting deeper than Python's stack
+        raise BadEvent(f"not valid JSON ({type(error).__name__}: {str(error)[:80]})") from None
     return parse_event(record, max_text_chars=max_text_chars)

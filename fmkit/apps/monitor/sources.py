@@ -52,10 +52,21 @@ class FileSource:
                     return []  # not written yet
                 raise BadInputError(f"--input {self.path} does not exist")
             self._handle = open(self.path, "rb")
-        if self.follow and os.stat(self.path).st_size < self._offset:
-            self.log(f"{self.path} shrank: it was replaced; reading it again from the start (known ids are skipped)")
-            self._handle.seek(0)
-            self._offset, self._number, self._partial = 0, 0, b""
+        if self.follow:
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                return []  # rotated away; the new file has not appeared yet
+            if now.st_ino != os.fstat(self._handle.fileno()).st_ino:  # rotated: a new file under the same name
+                self.log(f"{self.path} was replaced by a new file; reading it from the start (known ids are skipped)")
+                self._handle.close()
+                self._handle = open(self.path, "rb")
+                self._offset, self._number, self._partial = 0, 0, b""
+            elif now.st_size < self._offset:
+                self.log(f"{self.path} shrank: it was truncated; reading it again from the start (known ids are "
+                         "skipped)")
+                self._handle.seek(0)
+                self._offset, self._number, self._partial = 0, 0, b""
         lines: list[Line] = []
         while len(lines) < limit:
             chunk = self._handle.readline()

@@ -38,7 +38,7 @@ def rank_users(scores: np.ndarray, relevant: list[np.ndarray], k: int, permutati
     top = np.where(np.isfinite(ranked_scores[:, :k]), ranked[:, :k], -1)
     position = np.empty_like(ranked)
     position[np.arange(users)[:, None], ranked] = np.arange(n_items)[None, :]  # rank of each column (0-based)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))[:top.shape[1]]  # a catalogue smaller than k: fewer slots
     ndcg, recall, reciprocal = np.zeros(users), np.zeros(users), np.zeros(users)
     for row, items in enumerate(relevant):
         items = np.asarray(items, dtype=np.int64)

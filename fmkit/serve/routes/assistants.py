@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fmkit.serve.access import PREDICT, READ
 from fmkit.serve.config import MODEL_NAME
 from fmkit.serve.errors import ApiError
-from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log
+from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log, run_in_turn
 
 
 class AskRequest(BaseModel):
@@ -94,18 +94,13 @@ class AssistantHost:
             raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
                            headers={"Retry-After": "1"})
         loop = asyncio.get_running_loop()
-
-        async def answer() -> dict:
-            async with slot.lock:
-                result = await loop.run_in_executor(None, lambda: slot.assistant.ask(question, top_k=top_k))
-            if self.composer is not None and result.get("handoff"):
-                result = await self.draft(slot, result, question)
-            return result
-
         timeout = self.config.generate_timeout_s if self.composer is not None else self.config.request_timeout_s
-        slot.waiting += 1
+        deadline = loop.time() + timeout
         try:
-            return await asyncio.wait_for(answer(), timeout)
+            result = await run_in_turn(slot, lambda: slot.assistant.ask(question, top_k=top_k), timeout)
+            if self.composer is not None and result.get("handoff"):
+                result = await asyncio.wait_for(self.draft(slot, result, question), max(deadline - loop.time(), 0.001))
+            return result
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"no answer within {timeout} s",
                            "generate_timeout_s" if self.composer is not None else "request_timeout_s") from None
@@ -117,8 +112,6 @@ class AssistantHost:
             log.exception("assistant %s (%s) failed on a request", slot.name, slot.path)
             raise ApiError(500, "assistant_failed", f"assistant {slot.name!r} failed on this request; the server "
                            "log has the details") from None
-        finally:
-            slot.waiting -= 1
 
     async def draft(self, slot: AssistantSlot, result: dict, question: str) -> dict:
         from fmkit.apps.assistant.generate import compose_if_needed

@@ -22,7 +22,7 @@ from fastapi import Request  # module level: FastAPI resolves the string annotat
 from fmkit.serve.access import PREDICT, READ
 from fmkit.serve.config import MODEL_NAME
 from fmkit.serve.errors import ApiError
-from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log
+from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log, run_in_turn
 
 INGEST_SCHEMA = {"type": "object", "required": ["events"], "additionalProperties": False, "properties": {
     "events": {"type": "array", "minItems": 1, "description": "JSON objects with id, time (ISO 8601) and text; "
@@ -118,16 +118,9 @@ class MonitorHost:
         if slot.waiting >= self.config.queue_size:
             raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
                            headers={"Retry-After": "1"})
-        loop = asyncio.get_running_loop()
-
-        async def run():
-            async with slot.lock:
-                return await loop.run_in_executor(None, slot.monitor.ingest, events)
-
-        slot.waiting += 1
         timeout = self.config.request_timeout_s * 3  # scoring a full request of events takes ~1 s on 2 cores
         try:
-            return (await asyncio.wait_for(run(), timeout)).to_dict()
+            return (await run_in_turn(slot, lambda: slot.monitor.ingest(events), timeout)).to_dict()
         except asyncio.TimeoutError:  # the events are still stored once scored: resending them is safe (by id)
             raise ApiError(504, "timeout", f"not ingested within {timeout} s; resend (events are stored once by id)",
                            "request_timeout_s") from None
@@ -137,8 +130,6 @@ class MonitorHost:
             log.exception("monitor %s (%s) failed on an ingest", slot.name, slot.path)
             raise ApiError(500, "monitor_failed", f"monitor {slot.name!r} failed on this request; the server log "
                            "has the details") from None
-        finally:
-            slot.waiting -= 1
 
     def describe(self, slot: MonitorSlot, sees_paths: bool) -> dict:
         from fmkit.serve.redact import redact
@@ -158,8 +149,8 @@ def parse_events(raw: bytes, limit: int) -> list:
     """The request's ``events`` list; a body that is not that is refused whole (each item is checked later)."""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(422, "invalid_request", f"body: not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, huge ints, deep nesting
+        raise ApiError(422, "invalid_request", f"body: not valid JSON ({str(error)[:120]})") from None
     if not isinstance(body, dict) or set(body) != {"events"} or not isinstance(body["events"], list):
         raise ApiError(422, "invalid_request", 'send {"events": [{"id": ..., "time": ..., "text": ...}, ...]} and '
                        "nothing else")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmkit.serve.access import PREDICT, READ
 from fmkit.serve.errors import ApiError
-from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log
+from fmkit.serve.routes.server import ERRORS, JSON_ERRORS, Server, log, run_in_turn
 
 ItemId = int | str
 
@@ -84,15 +84,8 @@ class RecommenderHost:
         if slot.waiting >= self.config.queue_size:
             raise ApiError(503, "overloaded", "the queue is full; retry shortly", "queue_size",
                            headers={"Retry-After": "1"})
-        loop = asyncio.get_running_loop()
-
-        async def answer() -> dict:
-            async with slot.lock:
-                return await loop.run_in_executor(None, function)
-
-        slot.waiting += 1
         try:
-            return await asyncio.wait_for(answer(), self.config.request_timeout_s)
+            return await run_in_turn(slot, function, self.config.request_timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"no answer within {self.config.request_timeout_s} s",
                            "request_timeout_s") from None
@@ -104,8 +97,6 @@ class RecommenderHost:
             log.exception("recommender %s (%s) failed on a request", slot.name, slot.path)
             raise ApiError(500, "recommender_failed", f"recommender {slot.name!r} failed on this request; the server "
                            "log has the details") from None
-        finally:
-            slot.waiting -= 1
 
 
 def parse(model: type[BaseModel], raw: bytes) -> BaseModel:

@@ -73,3 +73,32 @@ class Server:
             log.exception("model %s (%s) failed on a request", slot.name, slot.path)
             raise ApiError(500, "model_failed", f"model {slot.name!r} failed on this request; the server log "
                            "has the details") from None
+
+
+async def run_in_turn(slot, function, timeout: float):
+    """``function()`` on a worker thread, one call per slot at a time (``slot.lock``), answered within ``timeout`` s.
+
+    A call that times out answers its request (``asyncio.TimeoutError``) but keeps the slot's lock and its place
+    in ``slot.waiting`` until its thread really ends, so ``queue_size`` bounds the work in flight, not only the
+    requests still waiting for an answer, and a timed-out call never runs beside the next one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    slot.waiting += 1
+    try:
+        await asyncio.wait_for(slot.lock.acquire(), timeout)
+    except BaseException:  # timed out (or the client left) while waiting for its turn
+        slot.waiting -= 1
+        raise
+    try:
+        future = loop.run_in_executor(None, function)
+    except BaseException:
+        slot.lock.release()
+        slot.waiting -= 1
+        raise
+
+    def finished(_):
+        slot.lock.release()
+        slot.waiting -= 1
+
+    future.add_done_callback(finished)
+    return await asyncio.wait_for(asyncio.shield(future), max(deadline - loop.time(), 0.001))
