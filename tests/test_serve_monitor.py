@@ -88,6 +88,7 @@ def test_served_ingest_alerts_once_on_a_surge_with_the_keys_and_limits_of_predic
         out["alerts"] = await client.get("/v1/monitors/news/alerts", headers=reader_auth)
         out["later"] = await client.get("/v1/monitors/news/alerts", params={"since": "2020-04-01"}, headers=reader_auth)
         out["bad_since"] = await client.get("/v1/monitors/news/alerts", params={"since": "soon"}, headers=reader_auth)
+        out["now_since"] = await client.get("/v1/monitors/news/alerts", params={"since": "now"}, headers=reader_auth)
         out["series"] = await client.get("/v1/monitors/news/series", headers=reader_auth)
         out["listed"] = await client.get("/v1/monitors", headers=reader_auth)
         out["metrics"] = await client.get("/metrics", headers=auth)
@@ -111,6 +112,7 @@ def test_served_ingest_alerts_once_on_a_surge_with_the_keys_and_limits_of_predic
     assert alert["topic"] == "all" and alert["start"].startswith("2020-03-13") and alert["negative_share"] >= 0.8
     assert len(alert["evidence"]) == 5 and all(e["sentiment"] == "negative" for e in alert["evidence"])
     assert out["later"].json()["alerts"] == [] and out["bad_since"].status_code == 422
+    assert out["now_since"].status_code == 422  # pandas would read "now" as local time: refused, not guessed
     series = out["series"].json()["series"]
     assert len(series) == 13 and sum(row["count"] for row in series) == len(events)
     listed = out["listed"].json()
@@ -170,3 +172,27 @@ def test_the_trend_page_draws_the_series_and_the_alert(tiny_bundle, monitor_yaml
                 any(g in page.locator("#alerts").inner_text() for g in ("crisis", "losses", "Layoffs"))
             page.screenshot(path=str(tmp_path / "monitor.png"), full_page=True)
     assert (tmp_path / "monitor.png").stat().st_size > 5_000
+
+
+def test_an_alert_held_back_by_refresh_seconds_is_raised_once_traffic_stops(tmp_path):
+    from fmkit.serve.app import create_app
+    from fmkit.serve.config import ServeConfig
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump({"sentiment": "lexicon", "interval": "1d", "refresh_seconds": 1,
+                                    "workspace": str(tmp_path), "detector": {"window": 7, "min_history": 3}}))
+    admin = KeyStore(tmp_path).create("admin")[0]
+    auth, events = {"Authorization": f"Bearer {admin}"}, surge_stream()
+
+    async def calls(client):
+        url = "/v1/monitors/news:ingest"
+        calm = await client.post(url, json={"events": events[:120]}, headers=auth)  # refreshed: no surge yet
+        surge = await client.post(url, json={"events": events[120:]}, headers=auth)  # within 1 s: refresh skipped
+        before = await client.get("/v1/monitors/news/alerts", headers=auth)
+        await asyncio.sleep(2.5)  # no more traffic: the idle refresh runs
+        after = await client.get("/v1/monitors/news/alerts", headers=auth)
+        return calm.json(), surge.json(), before.json(), after.json()
+
+    calm, surge, before, after = serve(create_app(ServeConfig(monitors={"news": path}, workspace=tmp_path)), calls)
+    assert calm["alerts"] == [] and surge["alerts"] == [] and before["alerts"] == []
+    assert [alert["start"][:10] for alert in after["alerts"]] == ["2020-03-13"]

@@ -175,11 +175,14 @@ class Monitor:
 
     def alerts(self, since=None) -> list[dict]:
         """Every alert recorded in the store (latest figures); ``since``: those starting at or after that time."""
-        if since is not None:
-            import pandas as pd
+        if since is not None:  # strict ISO 8601 like an event's time (no "now", no empty string); no offset = UTC
+            from datetime import datetime, timezone
 
-            moment = pd.Timestamp(since)
-            since = (moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")).isoformat()
+            from fmkit.apps.monitor.events import parse_time
+
+            moment = since if isinstance(since, datetime) else parse_time(since)  # BadEvent is a ValueError
+            since = (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None
+                     else moment.astimezone(timezone.utc)).isoformat()
         return self.store.alerts(since)
 
     # -- the run's record -----------------------------------------------------------------------------------

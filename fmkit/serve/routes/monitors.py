@@ -100,9 +100,28 @@ class MonitorHost:
                 return monitor
 
             self.slots[name] = MonitorSlot(name, Path(path), await loop.run_in_executor(None, open_monitor))
+        if self.slots:
+            self._refresher = asyncio.create_task(self.refresh_idle())
+
+    async def refresh_idle(self) -> None:
+        """An ingest within refresh_seconds of the last refresh only marks the monitor dirty; once the traffic
+        stops, this refreshes it, so the last batch's alert is raised now, not at the next ingest."""
+        every = min(slot.monitor.cfg.refresh_seconds for slot in self.slots.values()) or 1.0
+        while True:
+            await asyncio.sleep(max(every, 0.5))
+            for slot in self.slots.values():
+                if getattr(slot.monitor, "_dirty", False) and not slot.lock.locked():
+                    try:
+                        alerts = await run_in_turn(slot, slot.monitor.refresh, self.config.request_timeout_s * 3)
+                        self.metrics.alerts.labels(slot.name).inc(len(alerts))
+                    except Exception:  # noqa: BLE001 - a failed refresh is logged; the next ingest tries again
+                        log.exception("monitor %s: idle refresh failed", slot.name)
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
+        refresher = getattr(self, "_refresher", None)
+        if refresher is not None:
+            refresher.cancel()
         for slot in self.slots.values():
             async with slot.lock:  # an ingest in flight finishes first
                 await loop.run_in_executor(None, slot.monitor.close)
