@@ -75,7 +75,8 @@ def test_for_a_known_user_and_for_an_unseen_history(shop, capsys):
 
 def test_unknown_ids_and_models_are_clear_errors(shop, capsys):
     cases = {("--user", "777"): "unknown user id '777'", ("--history", "100,5555"): "unknown item id(s) in the history",
-             ("--user", "5", "--model", "nope"): "unknown model 'nope'", ("--user", "5", "--k", "0"): "k=0"}
+             ("--user", "5", "--model", "nope"): "unknown model 'nope'", ("--user", "5", "--k", "0"): "k=0",
+             ("--user", "5", "--include-seen"): "model 'hybrid' ranks only items outside the history"}
     for flags, message in cases.items():
         capsys.readouterr()
         assert main(["recommend", "for", str(shop), *flags]) == 2

@@ -106,6 +106,7 @@ class HybridRanker:
     ``score(users, histories) -> (n_users, n_items)`` with non-candidates at -inf."""
 
     name = "hybrid"
+    masks_seen = True  # trained to rank unseen items only: its scores for the history are -inf
 
     def __init__(self, components: dict, cfg: HybridConfig | None = None):
         if not components:

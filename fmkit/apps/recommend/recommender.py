@@ -116,6 +116,9 @@ class Recommender:
         else:
             history = self.resolve_history(history)
         name, scorer = self.model(model)
+        if not exclude_seen and getattr(scorer, "masks_seen", False):
+            raise BadInputError(f"model {name!r} ranks only items outside the history (it was trained that way), so "
+                                "it cannot include seen items; keep exclude_seen, or pick another model, e.g. 'als'")
         scores = np.asarray(scorer.score([user], [history])[0], dtype=np.float64)
         if exclude_seen:
             scores[[self.position[item] for item in history]] = -np.inf
