@@ -171,3 +171,11 @@ def test_parquet_tables_keep_their_timestamps_and_pick_text_columns(tmp_path):
     assert data.facts["text_columns"] == ["title", "genres"]  # the text columns, not the price
     assert data.items.set_index("item").loc[10, "text"] == "a. x, y"
     assert data.test.sort_values("user")["item"].tolist() == [12, 13]  # each user's latest
+
+
+def test_genres_use_one_separator_whatever_the_file_used(tmp_path):
+    events, items = write_shop(tmp_path)
+    items.write_text(items.read_text().replace("|shop", ";shop"))
+    data = load_interactions(config(events, items, genre_separator=";"), log=lambda line: None)
+    assert data.items["genres"].str.contains("|", regex=False).all()  # what the hybrid's genre features split on
+    assert not data.items["genres"].str.contains(";").any() and "; " not in data.items["text"].iloc[0]

@@ -236,7 +236,9 @@ def _tables(cfg: RecommendDataConfig):
         items["text"] = ""
         facts["text_columns"] = []
     if cfg.genre_column and cfg.genre_column in items.columns:
-        items["genres"] = items[cfg.genre_column].fillna("").astype(str)
+        # one separator from here on ("|"): the hybrid's genre features split on it, whatever the user's file used
+        items["genres"] = items[cfg.genre_column].fillna("").astype(str).str.replace(cfg.genre_separator, "|",
+                                                                                      regex=False)
     elif "genres" not in items.columns:
         items["genres"] = ""
     if "title" not in items.columns:
