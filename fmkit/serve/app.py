@@ -47,9 +47,14 @@ def lifespan(server: Server):
             except Exception:  # a locked or full disk must not stop the flusher (or the server)
                 log.exception("could not write %d audit rows", len(rows))
 
-    async def flush_audit_forever():
-        while True:
-            await asyncio.sleep(0.5)
+    async def flush_audit_forever(stop: asyncio.Event):
+        """Every 0.5 s until ``stop``; stopped, never cancelled: a cancel landing mid-write would leave the last
+        rows in a thread still writing while the server reports it has shut down."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
             await flush_audit()
 
     @asynccontextmanager
@@ -61,14 +66,16 @@ def lifespan(server: Server):
         await app.state.monitors.start()  # --monitor: fmkit/serve/routes/monitors.py
         await app.state.recommenders.start()  # --recommender: fmkit/serve/routes/recommenders.py
         state.ready = True
-        flusher = asyncio.get_running_loop().create_task(flush_audit_forever())
+        stop_flushing = asyncio.Event()
+        flusher = asyncio.get_running_loop().create_task(flush_audit_forever(stop_flushing))
         yield
         state.ready = False
         for name in list(state.models):  # graceful: every accepted request is answered
             await state.unload(name)
         await app.state.drift.stop()
         await app.state.monitors.stop()  # a final refresh, series.parquet and manifest.json per monitor
-        flusher.cancel()
+        stop_flushing.set()
+        await flusher  # a write in flight finishes
         await flush_audit()
 
     return run
