@@ -58,11 +58,12 @@ def check_method(task, cfg) -> None:
 
 
 def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = False, keep_checkpoints: bool = False,
-                 data=None, hooks=None, echo: Callable[[str], None] | None = None) -> Manifest:
+                 data=None, hooks=None, echo: Callable[[str], None] | None = None, callbacks=()) -> Manifest:
     """Fine-tune ``cfg.model`` on ``cfg.data`` and write the bundle ``out`` (the task is ``cfg``'s: text by default).
 
     ``data`` skips loading (an already loaded dataset); ``hooks`` wrap the training loop (tests, DP brings its own);
-    ``echo`` gets the run's choices and warnings as lines (default: the ``fmkit.finetune`` logger).
+    ``echo`` gets the run's choices and warnings as lines (default: the ``fmkit.finetune`` logger);
+    ``callbacks`` (fmkit/train/callbacks.py) watch training: a search's pruner, live tracking.
     """
     echo = echo or logging.getLogger("fmkit.finetune").info
     from fmkit.tasks import TASKS, task_of_config
@@ -113,7 +114,7 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
         evaluate_fn=(lambda m: headline_metrics(evaluate_split("validation")(m), task.headline_metrics))
         if has_validation else None, selection_metric=task.selection_metric,
         checkpoint_dir=checkpoints, resume=resume, hooks=hooks, default_learning_rate=setup.default_learning_rate,
-        announce=echo,
+        announce=echo, callbacks=callbacks,
     )
     if dp_hooks is not None:
         dp_hooks.cleanup()

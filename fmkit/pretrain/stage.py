@@ -63,8 +63,9 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
 
 
 def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
-                 keep_checkpoints: bool = False) -> Manifest:
-    """Pretrain per ``cfg`` and write the ``masked-lm`` bundle ``out``."""
+                 keep_checkpoints: bool = False, callbacks=()) -> Manifest:
+    """Pretrain per ``cfg`` and write the ``masked-lm`` bundle ``out``; ``callbacks`` watch training
+    (fmkit/train/callbacks.py)."""
     from fmkit.offline import enforce_offline
 
     enforce_offline()
@@ -116,7 +117,8 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
                       stacklevel=2)
 
     result = train(model, batches, train_cfg, loss_fn=mlm_loss, evaluate_fn=evaluate_fn,
-                   selection_metric="masked_accuracy", checkpoint_dir=checkpoints, resume=resume)
+                   selection_metric="masked_accuracy", checkpoint_dir=checkpoints, resume=resume,
+                   callbacks=callbacks)
     metrics = {"heldout": evaluate_mlm(model, eval_batches, device, precision)} if eval_batches else {}
     tokens_per_second = round(batches.tokens_served / result.train_seconds, 1) if result.train_seconds else 0.0
 

@@ -34,6 +34,13 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="seed of initialisation, dropout and batch order")
     num_threads: int | None = Field(None, description="torch intra-op threads (default: all cores)")
     progress: bool = Field(True, description="show a progress bar with loss, samples/s and ETA")
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="how the ranks of a torchrun launch share the work: ddp (each rank a full replica, "
+        "gradients all-reduced) or fsdp (parameters, gradients and optimizer state sharded; for models that do "
+        "not fit one device; CUDA). One process ignores it")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass instead of keeping them: lower peak "
+        "memory for slower steps")
 
     @field_validator("epochs", "early_stopping_patience", "learning_rate", mode="before")
     @classmethod

@@ -16,11 +16,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
 from fmkit.errors import TrainingDivergedError
+from fmkit.train.callbacks import TrainCallback, check_callbacks
 from fmkit.train.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
 from fmkit.train.config import TrainConfig
 from fmkit.train.hooks import TrainHooks, check_hooks
@@ -117,6 +118,7 @@ class _Run:
     precision: str
     schedule: Schedule
     learning_rate_search: dict | None = None
+    callbacks: list[TrainCallback] = field(default_factory=list)
     state: dict = field(default_factory=_fresh_state)
     seen_examples: int = 0
     train_seconds: float = 0.0
@@ -136,14 +138,17 @@ def train(
     hooks: TrainHooks | None = None,
     default_learning_rate: float | None = None,
     announce: Callable[[str], None] | None = None,
+    callbacks: Sequence[TrainCallback] = (),
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the best validation weights.
 
     ``epochs``/``early_stopping_patience`` ``auto`` are planned from the data size (fmkit/train/schedule.py);
     ``learning_rate`` ``auto`` runs a range test around ``default_learning_rate`` first (fmkit/train/lr_range.py;
-    it trains the bare model with ``loss_fn``, outside the hooks). ``announce`` gets one line per choice.
+    it trains the bare model with ``loss_fn``, outside the hooks). ``announce`` gets one line per choice;
+    ``callbacks`` (fmkit/train/callbacks.py) watch each step and evaluation and may stop training.
     """
     hooks = check_hooks(hooks)
+    callbacks = check_callbacks(callbacks)
     if cfg.learning_rate is None:
         raise ValueError("TrainConfig.learning_rate is unset; the calling stage must resolve its default")
     if checkpoint_dir is None:
@@ -153,10 +158,14 @@ def train(
     with directory as checkpoints:
         run = _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, Path(checkpoints),
                        default_learning_rate, announce or (lambda line: None))
+        run.callbacks = callbacks
         if resume:
             _restore(run)
         _run_epochs(run)
-        return _result(run)
+        result = _result(run)
+        for callback in callbacks:
+            callback.on_end(result)
+        return result
 
 
 def _plan(cfg: TrainConfig, batches, evaluates: bool) -> Schedule:
@@ -309,6 +318,10 @@ def _after_step(run: _Run, epoch: int) -> bool:
     """The hooks' verdict, a scheduled evaluation, max_steps and a periodic checkpoint; True stops training."""
     cfg, state = run.cfg, run.state
     stop = run.hooks.after_step(state["step"])
+    if run.callbacks:
+        rate = run.scheduler.get_last_lr()[0]
+        for callback in run.callbacks:
+            callback.on_step(state["step"], run.running_loss, rate)
     if cfg.eval_every_steps and state["step"] % cfg.eval_every_steps == 0:
         stop |= _evaluate(run, epoch + state["batch"] / len(run.batches))
     if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
@@ -337,8 +350,11 @@ def _evaluate(run: _Run, epoch_float: float) -> bool:
         save_best(run.checkpoint_dir, run.model)
     else:
         state["bad_evals"] += 1
+    stop = False
+    for callback in run.callbacks:
+        stop |= bool(callback.on_evaluate(state["step"], round(epoch_float, 3), metrics))
     patience = run.cfg.early_stopping_patience
-    return patience is not None and state["bad_evals"] >= patience
+    return stop or (patience is not None and state["bad_evals"] >= patience)
 
 
 def _result(run: _Run) -> TrainResult:
