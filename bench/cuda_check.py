@@ -2,15 +2,21 @@
 
 Trains a MiniLM-shaped BERT (6 layers, hidden 384; random init when --model is not given, so the
 check runs on a machine without the model package) on synthetic reviews with every precision,
-checks that --resume after a crash reaches the same metrics, and predicts on the GPU.
+checks that --resume after a crash reaches the same metrics, and predicts on the GPU. Then the
+distributed part (bench/cuda_distributed.py): a DDP and an FSDP2 step on every GPU (NCCL, torchrun),
+their weights compared, the bf16 speed-up of a training step, and `fmkit finetune --distributed fsdp`
+end to end under torchrun.
 
     python bench/cuda_check.py --out cuda_check.json [--model DIR] [--tokenizer DIR]
+    python bench/cuda_check.py --out dist.json --only-distributed          # the distributed part alone
+    python bench/cuda_check.py --out selftest.json --only-distributed --small  # CPU/gloo self-test, no GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,13 +38,61 @@ def minilm_shaped_model(directory: Path, tokenizer_dir: Path) -> Path:
     return directory
 
 
+BENCH = Path(__file__).resolve().parent
+
+
+def distributed_checks(work: Path, small: bool, model: str | None, data: Path | None) -> dict:
+    """DDP/FSDP steps and the bf16 speed-up in fresh processes; with a model and data, FSDP through the CLI too."""
+    import torch
+
+    ranks = min(2, torch.cuda.device_count()) if torch.cuda.is_available() else 2  # NCCL: one GPU per rank
+    size = ["--small", "--rows-per-rank", "4", "--length", "32", "--steps", "3"] if small else []
+    report: dict = {}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
+    for name, command in (("ddp_fsdp", [*launch, str(BENCH / "cuda_distributed.py"), "--out", str(work / "dist.json"),
+                                        *size]),
+                          ("bf16", [sys.executable, str(BENCH / "cuda_distributed.py"), "--bf16",
+                                    "--out", str(work / "bf16.json"), *size])):
+        started = time.perf_counter()
+        process = subprocess.run(command, capture_output=True, text=True)
+        output = work / ("dist.json" if name == "ddp_fsdp" else "bf16.json")
+        report[name] = json.loads(output.read_text()) if process.returncode == 0 else {
+            "failed": process.returncode, "output": (process.stdout + process.stderr)[-3000:]}
+        report[name]["command"] = " ".join(command[1:])
+        report[name]["wall_seconds"] = round(time.perf_counter() - started, 1)
+        print(name, json.dumps(report[name])[:600], flush=True)
+    if model and data:
+        out = work / "bundle-fsdp"
+        command = [*launch, "-m", "fmkit", "finetune", "--model", model, "--data", str(data), "--out", str(out),
+                   "--distributed", "fsdp", "--max-steps", "30", "--epochs", "1", "--no-progress",
+                   "--learning-rate", "1e-4"]
+        process = subprocess.run(command, capture_output=True, text=True)
+        report["finetune_fsdp_cli"] = {"command": " ".join(command[1:]), "returncode": process.returncode,
+                                       "output": (process.stdout + process.stderr)[-2000:]}
+        if process.returncode == 0:
+            from fmkit.bundle import read_manifest
+
+            manifest = read_manifest(out)
+            report["finetune_fsdp_cli"].update(training={k: manifest.training.get(k) for k in (
+                "world_size", "backend", "global_batch", "parallel", "device", "precision")},
+                test_accuracy=manifest.metrics["test"]["accuracy"])
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="a local model directory (default: random MiniLM-shaped BERT)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory for the random model")
     parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--only-distributed", action="store_true", help="skip the single-GPU loop checks")
+    parser.add_argument("--small", action="store_true", help="tiny sizes: the CPU self-test of the distributed part")
     args = parser.parse_args()
+    if args.only_distributed:
+        work = Path(tempfile.mkdtemp(prefix="fmkit-cuda-"))
+        report = {"distributed": distributed_checks(work, args.small, None, None)}
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        return 0 if all("failed" not in part for part in report["distributed"].values()) else 1
 
     import torch
 
@@ -90,6 +144,7 @@ def main() -> int:
     runtime = fmkit.load(work / "bundle-auto", device="cuda" if torch.cuda.is_available() else "cpu")
     report["predict"] = [p.as_dict() for p in runtime.predict(["a great and warm film", "a dull, tedious plot"])]
     report["predict_device"] = str(runtime.device)
+    report["distributed"] = distributed_checks(work, False, model, data)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0

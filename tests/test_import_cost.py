@@ -7,7 +7,7 @@ import pytest
 
 from fmkit.cli.main import COMMANDS
 
-HEAVY = ("torch", "transformers", "peft", "pandas", "numpy", "sklearn", "matplotlib")
+HEAVY = ("torch", "transformers", "peft", "pandas", "numpy", "sklearn", "matplotlib", "mlflow", "optuna")
 
 
 def _loaded_after(code: str) -> list[str]:

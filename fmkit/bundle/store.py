@@ -73,6 +73,30 @@ def write_bundle(
     into place (e.g. evaluating and benchmarking it), so ``out`` never appears unmeasured.
     """
     out = Path(out)
+    from fmkit.train.distributed import alone, from_environment
+
+    ranks = from_environment()
+    if ranks.active and not alone():  # every rank of a torchrun job got here (compress: distill trains in write_files)
+        return _write_on_rank_zero(ranks, out, manifest, write_files, overwrite, before_publish)
+    return _publish(out, manifest, write_files, overwrite, before_publish)
+
+
+def _write_on_rank_zero(ranks, out: Path, manifest: Manifest, write_files, overwrite: bool, before_publish) -> Manifest:
+    """Only rank 0 publishes ``out``; the other ranks run the same steps in a private directory they discard (the
+    steps may hold collectives, e.g. distillation's training) and wait for rank 0's result."""
+    import tempfile
+
+    from fmkit.train.distributed import on_main
+
+    if not ranks.is_main:
+        with tempfile.TemporaryDirectory(prefix=f"fmkit-rank{ranks.rank}-") as private:
+            write_files(Path(private))
+            if before_publish is not None:
+                before_publish(Path(private), manifest)
+    return on_main(ranks, lambda: _publish(out, manifest, write_files, overwrite, before_publish))
+
+
+def _publish(out: Path, manifest: Manifest, write_files, overwrite: bool, before_publish) -> Manifest:
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_files(tmp)
         refuse_pickles(tmp)

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` relaunches under torchrun
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -64,17 +64,28 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     ``data`` skips loading (an already loaded dataset); ``hooks`` wrap the training loop (tests, DP brings its own);
     ``echo`` gets the run's choices and warnings as lines (default: the ``fmkit.finetune`` logger);
     ``callbacks`` (fmkit/train/callbacks.py) watch training: a search's pruner, live tracking.
+
+    Under torchrun every rank trains (fmkit/train/distributed.py); rank 0 alone scores the test split and writes the
+    bundle, and every rank returns its manifest. A restart by ``torchrun --max-restarts`` resumes from the last
+    checkpoint.
     """
     echo = echo or logging.getLogger("fmkit.finetune").info
     from fmkit.tasks import TASKS, task_of_config
-    from fmkit.train import train
+    from fmkit.train import distributed, train
     from fmkit.train.precision import select_device
 
+    ranks = distributed.setup(cfg.train.device)
+    if not ranks.is_main:
+        echo = _quiet  # one log for the job: rank 0's
+    resume = resume or ranks.restart_count > 0
     out = Path(out)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
     task = TASKS.get(task_of_config(cfg))
     check_method(task, cfg)
+    if ranks.active and getattr(cfg, "privacy", None) is not None:
+        raise BadInputError(f"--privacy dp with {ranks.world_size} ranks: DP-SGD's accountant and Poisson sampling "
+                            "assume one process here; train DP in one process (without torchrun / --nproc)")
     started = time.time()
     data = data or task.load_data(cfg.data)
     label2id = {label: index for index, label in enumerate(data.label_names)}
@@ -118,6 +129,18 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     )
     if dp_hooks is not None:
         dp_hooks.cleanup()
+    return distributed.on_main(ranks, lambda: _score_and_write(
+        task, setup, cfg, data, label_ids, model, result, started, dp_hooks, loss_facts, planned, evaluate_split,
+        out, overwrite, keep_checkpoints, checkpoints, echo))
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
+def _score_and_write(task, setup, cfg, data, label_ids, model, result, started, dp_hooks, loss_facts, planned,
+                     evaluate_split, out, overwrite, keep_checkpoints, checkpoints, echo) -> Manifest:
+    """After training (rank 0 under torchrun): score validation and test, the checks, the bundle."""
     metrics = {name: evaluate_split(name)(model) for name in ("validation", "test") if label_ids[name]}
     checks = {**loss_facts, **({"schedule": planned.as_dict()} if planned else {})}
     checks.update(training_checks(task, cfg, data, label_ids, metrics, {**result.as_dict(), **checks}, echo))

@@ -65,7 +65,12 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
 def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
                  keep_checkpoints: bool = False, callbacks=()) -> Manifest:
     """Pretrain per ``cfg`` and write the ``masked-lm`` bundle ``out``; ``callbacks`` watch training
-    (fmkit/train/callbacks.py)."""
+    (fmkit/train/callbacks.py).
+
+    Under torchrun rank 0 trains the tokenizer and packs the corpus first (the others then read its files: on
+    several machines ``out`` must be on a shared filesystem), every rank trains, rank 0 scores and writes the
+    bundle; a ``torchrun --max-restarts`` restart resumes from the last checkpoint.
+    """
     from fmkit.offline import enforce_offline
 
     enforce_offline()
@@ -77,9 +82,11 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
     from fmkit.pretrain.masking import Masker
     from fmkit.pretrain.model import evaluate_mlm, mlm_loss
     from fmkit.pretrain.packing import pack_corpus
-    from fmkit.train import train
+    from fmkit.train import distributed, train
     from fmkit.train.precision import resolve_precision, select_device
 
+    ranks = distributed.setup(cfg.train.device)
+    resume = resume or ranks.restart_count > 0
     out = Path(out)
     if out.exists() and not overwrite:
         raise BadInputError(f"{out} already exists; choose another --out or pass --overwrite")
@@ -87,16 +94,36 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
     corpus = open_corpus(cfg.corpus)
     checkpoints = checkpoint_dir_for(out)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    tokenizer, model, base_record, parent_lineage, model_facts = _tokenizer_and_model(cfg, corpus, checkpoints, resume)
-    packed = pack_corpus(corpus.documents(), tokenizer, cfg.seq_length, checkpoints / "packed",
-                         heldout_fraction=cfg.heldout_fraction, progress=cfg.train.progress)
+
+    def prepare(reuse: bool):
+        tokenizer, model, base_record, parent_lineage, model_facts = _tokenizer_and_model(cfg, corpus, checkpoints,
+                                                                                          reuse)
+        packed = pack_corpus(corpus.documents(), tokenizer, cfg.seq_length, checkpoints / "packed",
+                             heldout_fraction=cfg.heldout_fraction, progress=cfg.train.progress and ranks.is_main)
+        return tokenizer, model, base_record, parent_lineage, model_facts, packed
+
+    if ranks.active:  # rank 0 writes the tokenizer and the packed stream; the others read them
+        prepared: list = []
+
+        def on_rank0():
+            prepared.append(prepare(resume))
+            return prepared[0][4], prepared[0][5]  # the facts and the packed stream's description: small
+
+        model_facts, packed = distributed.on_main(ranks, on_rank0)
+        if ranks.is_main:
+            tokenizer, model, base_record, parent_lineage = prepared[0][:4]
+        else:  # the saved tokenizer; a fresh model's weights come from rank 0 when DDP wraps it
+            tokenizer, model, base_record, parent_lineage, _ = _tokenizer_and_model(cfg, corpus, checkpoints, True)
+    else:
+        tokenizer, model, base_record, parent_lineage, model_facts, packed = prepare(resume)
 
     train_cfg = cfg.train
     if train_cfg.learning_rate is None:
         default = SCRATCH_LEARNING_RATE if cfg.from_model is None else CONTINUED_LEARNING_RATE
         train_cfg = train_cfg.model_copy(update={"learning_rate": default})
     if cfg.max_tokens is not None:
-        steps = math.ceil(cfg.max_tokens / (train_cfg.batch_size * train_cfg.gradient_accumulation_steps * cfg.seq_length))
+        global_batch = train_cfg.batch_size * train_cfg.gradient_accumulation_steps * ranks.world_size
+        steps = math.ceil(cfg.max_tokens / (global_batch * cfg.seq_length))
         train_cfg = train_cfg.model_copy(update={"max_steps": steps})
 
     masker = Masker.for_tokenizer(tokenizer, cfg.mask_probability, cfg.whole_word_masking)
@@ -119,6 +146,18 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
     result = train(model, batches, train_cfg, loss_fn=mlm_loss, evaluate_fn=evaluate_fn,
                    selection_metric="masked_accuracy", checkpoint_dir=checkpoints, resume=resume,
                    callbacks=callbacks)
+    return distributed.on_main(ranks, lambda: _score_and_write(
+        cfg, out, overwrite, keep_checkpoints, model, tokenizer, result, batches, eval_batches, device, precision,
+        base_record, parent_lineage, corpus, packed, model_facts, started, checkpoints))
+
+
+def _score_and_write(cfg, out, overwrite, keep_checkpoints, model, tokenizer, result, batches, eval_batches, device,
+                     precision, base_record, parent_lineage, corpus, packed, model_facts, started, checkpoints):
+    """After training (rank 0 under torchrun): held-out masked accuracy, the manifest, the bundle."""
+    import torch
+
+    from fmkit.pretrain.model import evaluate_mlm
+
     metrics = {"heldout": evaluate_mlm(model, eval_batches, device, precision)} if eval_batches else {}
     tokens_per_second = round(batches.tokens_served / result.train_seconds, 1) if result.train_seconds else 0.0
 

@@ -6,10 +6,13 @@ still authenticated first: an unauthenticated caller learns 401, never how the b
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
 from fmkit.serve.errors import ApiError
+
+log = logging.getLogger("fmkit.serve")
 
 ADMIN = ("admin",)
 PREDICT = ("admin", "predict")
@@ -46,7 +49,14 @@ class Access:
         if not header.lower().startswith("bearer "):
             raise ApiError(401, "unauthorized", "send `Authorization: Bearer <key>` (make one with `fmkit keys create`)",
                            headers={"WWW-Authenticate": "Bearer"})
-        key = self.state.keys.verify(header[7:].strip())
+        from fmkit.serve.keys import StoreUnavailable
+
+        try:
+            key = self.state.keys.verify(header[7:].strip())
+        except StoreUnavailable as error:  # fail closed: no request on a key that could not be checked
+            log.warning("%s", error)
+            raise ApiError(503, "store_unavailable", "the key store did not answer; retry shortly",
+                           headers={"Retry-After": "2"}) from None
         if key is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         return key

@@ -5,6 +5,7 @@ that authenticate and audit every refused request, the body limit, and the route
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,9 @@ from fmkit.serve.access import Access, audit_target
 from fmkit.serve.config import ServeConfig
 from fmkit.serve.errors import ApiError, error_response
 from fmkit.serve.routes.server import Server, log
+
+
+AUDIT_BACKLOG = 100_000  # audit rows held in memory while the store does not answer
 
 
 def create_app(config: ServeConfig):
@@ -31,6 +35,7 @@ def create_app(config: ServeConfig):
     app.state.fmkit = state
     add_error_handlers(app, server.access)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes, respond=body_too_large(server.access))
+    app.add_middleware(WorkerHeader)
     for group in (health, models, admin, dashboard, assistants, drift, monitors, recommenders):
         group.add_routes(app, server)
     return app
@@ -44,8 +49,10 @@ def lifespan(server: Server):
         if rows:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, state.keys.write_audit, rows)
-            except Exception:  # a locked or full disk must not stop the flusher (or the server)
-                log.exception("could not write %d audit rows", len(rows))
+            except Exception:  # a full disk or a restarting database must not stop the flusher (or the server)
+                kept = (rows + state.audit)[-AUDIT_BACKLOG:]  # retried next flush; the oldest go past the bound
+                log.exception("could not write %d audit rows; %d kept for the next try", len(rows), len(kept))
+                state.audit = kept
 
     async def flush_audit_forever(stop: asyncio.Event):
         """Every 0.5 s until ``stop``; stopped, never cancelled: a cancel landing mid-write would leave the last
@@ -129,3 +136,23 @@ def body_too_large(access: Access):
         return error_response(status, code, message, limit)
 
     return respond
+
+
+class WorkerHeader:
+    """Every response says which process answered (``X-Fmkit-Worker: PID``): with ``--workers N`` or replicas
+    behind a load balancer, a log line or a client can tell them apart. A process id reveals nothing else."""
+
+    def __init__(self, app):
+        self.app, self.header = app, (b"x-fmkit-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Served names appear in URLs (/v1/models/NAME:predict), metrics labels and the audit log.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # anchored: JSON Schema patterns search
+STORE_SCHEMES = ("sqlite:", "postgresql:", "postgresql+psycopg:")  # what fmkit/store opens
 MODEL_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -37,7 +38,14 @@ class ServeConfig(BaseModel):
     generate_timeout_s: float = Field(60.0, gt=0, description="per-request deadline of an ask that drafts an answer")
     host: str = Field("127.0.0.1", description="bind address; loopback unless you mean to expose it")
     port: int = Field(8000, ge=0, le=65535)
-    workspace: Path = Field(Path("."), description="holds .fmkit/serve.sqlite (keys, audit log)")
+    workspace: Path = Field(Path("."), description="holds .fmkit/serve.sqlite (keys, audit log) unless `store` is set")
+    store: str | None = Field(None, description="database URL of the API keys, revocations and audit log: "
+                              "sqlite:///path/serve.sqlite or postgresql://user@host:5432/db, which replicas on "
+                              "several machines share (None: sqlite WORKSPACE/.fmkit/serve.sqlite)")
+    workers: int = Field(1, description="worker processes on one port (uvicorn workers); each loads every model "
+                         "and keeps its own rate-limit buckets, batches and drift windows (docs/serve_scale.md)")
+    key_cache_seconds: float = Field(2.0, ge=0, le=300, description="how long a worker trusts a key row it read: "
+                                     "a revocation reaches every worker and replica within this time")
     auth: bool = Field(True, description="require API keys (off only for local experiments)")
     max_batch: int = Field(32, ge=1, description="texts per forward pass")
     inference_batch: int = Field(
@@ -86,6 +94,24 @@ class ServeConfig(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return bundles
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, workers: int) -> int:
+        if workers < 1:
+            raise ValueError(f"workers={workers}: run at least 1 worker process (1 is one process; more than the "
+                             "machine's cores adds memory, not throughput)")
+        return workers
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, store: str | None) -> str | None:
+        if store is not None and not store.startswith(STORE_SCHEMES):
+            from fmkit.store import redact_url  # only on this error: the config stays cheap to import
+
+            raise ValueError(f"store={redact_url(store)!r}: use sqlite:///path/to/serve.sqlite or "
+                             "postgresql://user@host:5432/database")
+        return store
 
     @model_validator(mode="after")
     def _one_namespace(self) -> "ServeConfig":

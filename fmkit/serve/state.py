@@ -58,8 +58,9 @@ class ServerState:
 
     @classmethod
     def create(cls, config: ServeConfig) -> "ServerState":
-        return cls(config, KeyStore(config.workspace), TokenBuckets(config.rate_per_second, config.rate_burst),
-                   Metrics())
+        # per process: the buckets and metrics below; shared by every worker and replica: the key store
+        return cls(config, KeyStore(config.workspace, config.key_cache_seconds, config.store),
+                   TokenBuckets(config.rate_per_second, config.rate_burst), Metrics())
 
     async def load(self, name: str, path: Path) -> ModelSlot:
         """Load (or replace) a model; the old version finishes its queued requests first."""

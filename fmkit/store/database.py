@@ -17,6 +17,7 @@ from fmkit.errors import BadInputError
 
 SCHEMES = ("sqlite", "postgresql")
 BUSY_TIMEOUT_MS = 30_000  # a second writer waits this long for SQLite's lock before "database is locked"
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: seconds to reach the server (libpq's connect_timeout)
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -30,8 +31,10 @@ def redact_url(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL has no password we could find; show only its scheme
-        return url.split("://", 1)[0] + "://..."
+    except Exception:  # an unparsable URL may still hold a password somewhere: show only a plain scheme
+        scheme, separator, _ = str(url).partition("://")
+        plain = separator and scheme.replace("+", "").replace("-", "").isalnum()
+        return f"{scheme}://..." if plain else "(not a URL)"
 
 
 def open_database(url: str, *, create: bool = True, pool_size: int = 5):
@@ -47,7 +50,7 @@ def open_database(url: str, *, create: bool = True, pool_size: int = 5):
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise BadInputError(f"store={url!r} is not a database URL; use sqlite:///path/to/file.db or "
+        raise BadInputError(f"store={redact_url(url)!r} is not a database URL; use sqlite:///path/to/file.db or "
                             "postgresql://user:password@host:5432/database") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend not in SCHEMES:
@@ -57,13 +60,20 @@ def open_database(url: str, *, create: bool = True, pool_size: int = 5):
         if driver not in ("", "psycopg"):
             raise BadInputError(f"store={redact_url(url)!r}: fmkit talks to PostgreSQL through psycopg 3; "
                                 "write postgresql:// or postgresql+psycopg://")
+        # an unreachable host fails in seconds, not after the kernel's two-minute TCP timeout (the URL may say otherwise)
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
         return create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
-                             pool_size=pool_size, max_overflow=pool_size)
+                             pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
     if driver not in ("", "pysqlite"):
         raise BadInputError(f"store={redact_url(url)!r}: use the built-in SQLite driver (sqlite:///path)")
     database = parsed.database
     if database and database != ":memory:" and create:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BadInputError(f"store={redact_url(url)!r}: cannot make its folder {folder} ({error.strerror}); "
+                                "use a path in a writable folder") from None
     engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -79,8 +89,9 @@ def open_database(url: str, *, create: bool = True, pool_size: int = 5):
     return engine
 
 
-def check_reachable(engine) -> None:
-    """Open one connection now: an unreachable server or unwritable file is a clear ``BadInputError``."""
+def check_reachable(engine, url: str | None = None) -> None:
+    """Open one connection now: an unreachable server or unwritable file is a clear ``BadInputError`` that names
+    the store (``url`` as the user wrote it, else the engine's; the password hidden) and what to check."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -89,9 +100,13 @@ def check_reachable(engine) -> None:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise BadInputError(f"store {engine.url.render_as_string(hide_password=True)} cannot be "
-                            f"opened: {reason}; check the URL, that the server runs and accepts this user, or "
-                            "that the folder is writable") from None
+        shown = redact_url(url) if url else engine.url.render_as_string(hide_password=True)
+        if engine.dialect.name == "postgresql":
+            fix = ("check the host, port, user and database in the URL, that the server runs and accepts this "
+                   "machine and user (pg_hba.conf), and the password (PGPASSWORD or ~/.pgpass)")
+        else:
+            fix = "check that the folder is writable and the file, if there, is a SQLite database"
+        raise BadInputError(f"store {shown} cannot be opened: {reason}; {fix}") from None
 
 
 def insert_ignoring_duplicates(connection, table, rows: list[dict], key: str) -> set:

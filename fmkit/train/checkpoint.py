@@ -4,6 +4,10 @@ A checkpoint is a directory written atomically, so a ``kill -9`` during a save l
 previous checkpoint intact. It holds the model weights, the AdamW state, the scheduler
 position, the RNG state and the loop's counters: everything ``--resume`` needs to reach the
 same result as an uninterrupted run.
+
+Under torchrun only rank 0 writes (the loop calls ``save_checkpoint`` there), with every rank's RNG state
+(``cpu.rank{N}``) and, under FSDP, the gathered full weights and optimizer state; every rank reads the same
+directory back (on several machines it must be on a shared filesystem).
 """
 
 from __future__ import annotations
@@ -46,13 +50,22 @@ def _unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, to
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(directory: Path, model, optimizer, scheduler, loop_state: dict) -> None:
+def save_checkpoint(directory: Path, model, optimizer, scheduler, loop_state: dict, *,
+                    model_tensors: dict | None = None, optimizer_state: tuple | None = None,
+                    rng_states: list | None = None) -> None:
+    """``model_tensors``/``optimizer_state`` replace what ``model``/``optimizer`` hold (FSDP's gathered full states);
+    ``rng_states`` are the ranks' CPU RNG states, in rank order."""
     with atomic_directory(Path(directory) / LATEST, overwrite=True) as tmp:
-        save_model(model, str(tmp / "model.safetensors"))
-        tensors, meta = _flatten_optimizer(optimizer)
+        if model_tensors is None:
+            save_model(model, str(tmp / "model.safetensors"))
+        else:
+            save_file({k: v.contiguous() for k, v in model_tensors.items()}, str(tmp / "model.safetensors"))
+        tensors, meta = optimizer_state if optimizer_state is not None else _flatten_optimizer(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         write_json_atomic(tmp / "optimizer.json", meta)
         rng = {"cpu": torch.get_rng_state()}
+        for rank, state in enumerate(rng_states or ()):
+            rng[f"cpu.rank{rank}"] = state
         if torch.cuda.is_available():
             for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
                 rng[f"cuda{index}"] = cuda_state
@@ -60,16 +73,23 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, loop_state: di
         write_json_atomic(tmp / "state.json", {**loop_state, "scheduler": scheduler.state_dict()})
 
 
-def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict | None:
-    """Restore everything in place; returns the loop state, or None when there is no checkpoint."""
+def load_checkpoint(directory: Path, model, optimizer, scheduler, *, rank: int = 0,
+                    load_states=None) -> dict | None:
+    """Restore everything in place; returns the loop state, or None when there is no checkpoint.
+
+    ``load_states(model_tensors, optimizer, optimizer_tensors, meta)`` loads the saved states instead (FSDP)."""
     path = Path(directory) / LATEST
     if not (path / "state.json").is_file():
         return None
-    load_model(model, str(path / "model.safetensors"))
     meta = json.loads((path / "optimizer.json").read_text())
-    _unflatten_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), meta)
+    if load_states is not None:
+        load_states(load_file(str(path / "model.safetensors")), optimizer,
+                    load_file(str(path / "optimizer.safetensors")), meta)
+    else:
+        load_model(model, str(path / "model.safetensors"))
+        _unflatten_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), meta)
     rng = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng["cpu"])
+    torch.set_rng_state(rng.get(f"cpu.rank{rank}", rng["cpu"]))
     if torch.cuda.is_available():
         cuda_states = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda"))]
         if cuda_states:

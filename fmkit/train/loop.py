@@ -5,6 +5,10 @@ they hand in, the ``loss_fn`` and the :class:`~fmkit.train.hooks.TrainHooks` tha
 optimizer and batches. ``train`` runs its jobs in order: set up (optimizer, schedule, hooks) and
 resume, the epochs of steps (each step one or more passes, see fmkit/train/hooks.py), evaluation
 with early stopping, checkpoints, the result.
+
+Under torchrun (fmkit/train/distributed.py) the same loop trains data-parallel: each rank gets its share of the
+same batches, passes run through DDP (or FSDP shards: fmkit/train/parallel.py), rank 0 evaluates, calls the
+callbacks and writes the checkpoints, and its decisions reach every rank.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import torch
 
 from fmkit.errors import TrainingDivergedError
 from fmkit.train.callbacks import TrainCallback, check_callbacks
+from fmkit.train import distributed
 from fmkit.train.checkpoint import load_best, load_checkpoint, save_best, save_checkpoint
 from fmkit.train.config import TrainConfig
 from fmkit.train.hooks import TrainHooks, check_hooks
+from fmkit.train.parallel import Parallel, lay_out, pop_filler, wrap
 from fmkit.train.precision import autocast, resolve_precision, select_device
 from fmkit.train.schedule import Schedule, plan_schedule
 
@@ -57,6 +63,10 @@ class TrainResult:
     schedule: dict = field(default_factory=dict)  # the step budget and why (fmkit/train/schedule.py)
     learning_rate: float | None = None  # the peak rate trained with
     learning_rate_search: dict | None = None  # the range test's sweep and pick when learning_rate was auto
+    world_size: int = 1  # torchrun ranks that trained together
+    backend: str | None = None  # their torch.distributed backend (gloo, nccl)
+    global_batch: int | None = None  # examples per optimizer step: per-rank batch x ranks x accumulation
+    parallel: dict = field(default_factory=dict)  # strategy (single, ddp, fsdp), gradient checkpointing
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -118,11 +128,17 @@ class _Run:
     precision: str
     schedule: Schedule
     learning_rate_search: dict | None = None
+    parallel: Parallel | None = None
     callbacks: list[TrainCallback] = field(default_factory=list)
     state: dict = field(default_factory=_fresh_state)
     seen_examples: int = 0
     train_seconds: float = 0.0
-    running_loss: float | None = None
+    running_loss: float | None = None  # over optimizer steps, reduced across ranks
+    step_loss: list = field(default_factory=lambda: [0.0, 0])  # this rank's (loss x rows, rows) in the current step
+
+    @property
+    def ranks(self) -> distributed.Ranks:
+        return self.parallel.ranks
 
 
 def train(
@@ -155,50 +171,77 @@ def train(
         directory = tempfile.TemporaryDirectory(prefix="fmkit-train-")
     else:
         directory = contextlib.nullcontext(str(checkpoint_dir))
+    ranks = distributed.setup(cfg.device)
     with directory as checkpoints:
         run = _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, Path(checkpoints),
-                       default_learning_rate, announce or (lambda line: None))
-        run.callbacks = callbacks
-        if resume:
-            _restore(run)
-        _run_epochs(run)
-        result = _result(run)
-        for callback in callbacks:
+                       default_learning_rate, announce or (lambda line: None), ranks)
+        run.callbacks = callbacks if ranks.is_main else []  # rank 0 observes; its stop decision is broadcast
+        try:
+            if resume:
+                _restore(run)
+            _run_epochs(run)
+            result = _result(run)
+        except RuntimeError as error:
+            if ranks.active and distributed.is_peer_loss(error):
+                raise distributed.peer_failed(ranks, error, checkpoint_dir or checkpoints) from error
+            raise
+        for callback in run.callbacks:
             callback.on_end(result)
         return result
 
 
-def _plan(cfg: TrainConfig, batches, evaluates: bool) -> Schedule:
-    steps_per_epoch = math.ceil(len(batches) / cfg.gradient_accumulation_steps)
+def _plan(cfg: TrainConfig, batches, evaluates: bool, world_size: int = 1) -> Schedule:
+    """``world_size``: the ranks that will share ``batches`` (already a rank's share: 1)."""
+    steps_per_epoch = math.ceil(math.ceil(len(batches) / world_size) / cfg.gradient_accumulation_steps)
     return plan_schedule(cfg, steps_per_epoch, evaluates=evaluates, fixed_epochs=getattr(batches, "fixed_epochs", None))
 
 
 def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric, checkpoint_dir,
-             default_learning_rate, announce) -> _Run:
+             default_learning_rate, announce, ranks) -> _Run:
     """Device, precision, seed, the step budget, the learning rate, optimizer and LR schedule; the hooks wrap
-    model, optimizer and batches."""
+    model, optimizer and batches; under torchrun each rank's batches and the DDP/FSDP wrapping."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
+    facts: dict = {}
+    if cfg.gradient_checkpointing:  # before any wrapping: DDP/FSDP must see the checkpointed layers
+        from fmkit.train.checkpointing import enable_gradient_checkpointing
+
+        facts["gradient_checkpointing"] = enable_gradient_checkpointing(model)
+        announce(f"gradient checkpointing: {facts['gradient_checkpointing']}")
     model.to(device)
     search = None
     if cfg.learning_rate == "auto":
         from fmkit.train.lr_range import find_learning_rate
 
-        budget = _plan(cfg, batches, evaluate_fn is not None).total_steps
-        rate, search = find_learning_rate(model, batches, loss_fn, cfg, device, precision, budget_steps=budget,
-                                          default=default_learning_rate)
+        budget = _plan(cfg, batches, evaluate_fn is not None, ranks.world_size).total_steps
+        # one range test on rank 0 (every rank would repeat the same sweep); its pick reaches every rank
+        rate, search = distributed.on_main(ranks, lambda: find_learning_rate(
+            model, batches, loss_fn, cfg, device, precision, budget_steps=budget, default=default_learning_rate))
         announce(f"learning rate {rate:.2e} (auto: {search.get('why') or search.get('skipped')}; "
                  f"{search.get('steps', 0)} range-test steps of a {budget}-step budget)")
         cfg = cfg.model_copy(update={"learning_rate": rate})
         torch.manual_seed(cfg.seed)  # training starts as it would have without the test
     # The fused kernel updates all parameters in one pass: ~20% faster steps on CPU for MiniLM.
     fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=fused)
+    parallel = lay_out(model, loss_fn, cfg, ranks, device)
+    optimizer = torch.optim.AdamW(parameter_groups(parallel.trained, cfg.weight_decay), lr=cfg.learning_rate,
+                                  fused=fused)
     model, optimizer, batches = hooks.setup(model, optimizer, batches)
-    schedule = _plan(cfg, batches, evaluate_fn is not None)  # on the hooks' batches (DP samples its own)
+    parallel.model = model
+    if ranks.active:
+        batches = distributed.RankBatches(batches, ranks)
+        torch.manual_seed(cfg.seed + ranks.rank)  # each rank its own dropout masks (weights: DDP broadcasts rank 0's)
+    wrap(parallel, hooks.wrap_loss(loss_fn), device)
+    facts.update(strategy=parallel.strategy, **ranks.facts(cfg.batch_size, cfg.gradient_accumulation_steps))
+    parallel.notes = facts
+    if ranks.active:
+        announce(f"distributed: {ranks.world_size} ranks ({parallel.strategy}, {ranks.backend}); global batch "
+                 f"{cfg.batch_size} per rank x {ranks.world_size} ranks x {cfg.gradient_accumulation_steps} "
+                 f"accumulation = {facts['global_batch']}")
+    schedule = _plan(cfg, batches, evaluate_fn is not None)  # on the hooks' (and this rank's) batches
     announce(f"schedule: {schedule.reason}")
     cfg = schedule.apply(cfg)
     total_steps = schedule.total_steps
@@ -209,23 +252,32 @@ def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric,
     return _Run(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, batches=batches, hooks=hooks,
                 cfg=cfg, loss_fn=hooks.wrap_loss(loss_fn), evaluate_fn=evaluate_fn, selection_metric=selection_metric,
                 checkpoint_dir=checkpoint_dir, device=device, precision=precision, schedule=schedule,
-                learning_rate_search=search)
+                learning_rate_search=search, parallel=parallel)
 
 
 def _restore(run: _Run) -> None:
     """``--resume``: weights, optimizer, schedule, RNG, counters and the hooks' state from the last checkpoint."""
-    restored = load_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler)
+    parallel = run.parallel
+    restored = load_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler, rank=run.ranks.rank,
+                               load_states=parallel.load_states if parallel.sharded is not None else None)
     if restored is None:
         warnings.warn(f"--resume: no checkpoint in {run.checkpoint_dir}; training starts from the beginning",
                       stacklevel=3)  # the caller of train
         return
     run.state = restored
+    run.running_loss = restored.pop("running_loss", None)
     run.hooks.load_state_dict(restored.get("hooks", {}))
 
 
 def _snapshot(run: _Run) -> None:
+    """Rank 0 writes; the collectives before it (RNG states, FSDP's full states) run on every rank."""
     run.state["hooks"] = run.hooks.state_dict()
-    save_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler, run.state)
+    run.state["running_loss"] = run.running_loss  # the logged loss curve continues where it was
+    parallel = run.parallel
+    rng, tensors, optimizer_state = parallel.rng_states(), parallel.model_state(), parallel.optimizer_state(run.optimizer)
+    if run.ranks.is_main:
+        save_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler, run.state, model_tensors=tensors,
+                        optimizer_state=optimizer_state, rng_states=rng)
 
 
 def _run_epochs(run: _Run) -> None:
@@ -233,8 +285,8 @@ def _run_epochs(run: _Run) -> None:
 
     cfg, state, batches = run.cfg, run.state, run.batches
     progress = tqdm(total=cfg.epochs * len(batches), initial=state["epoch"] * len(batches) + state["batch"],
-                    disable=not cfg.progress, unit="batch", dynamic_ncols=True, leave=False)
-    run.model.train()
+                    disable=not (cfg.progress and run.ranks.is_main), unit="batch", dynamic_ncols=True, leave=False)
+    run.parallel.trained.train()
     done = state["stopped_early"] or (cfg.max_steps is not None and state["step"] >= cfg.max_steps)
     try:
         while not done and state["epoch"] < cfg.epochs:
@@ -260,7 +312,7 @@ def _run_epoch(run: _Run, progress) -> bool:
                 break
         elapsed = run.train_seconds + time.perf_counter() - started
         progress.update(1)
-        progress.set_postfix(epoch=epoch + 1, loss=f"{run.running_loss:.4f}",
+        progress.set_postfix(epoch=epoch + 1, loss=f"{run.running_loss:.4f}" if run.running_loss is not None else "-",
                              samples_s=f"{run.seen_examples / max(elapsed, 1e-9):.1f}", refresh=False)
     run.train_seconds += time.perf_counter() - started
     already_evaluated = state["history"] and state["history"][-1]["step"] == state["step"]
@@ -273,28 +325,33 @@ def _run_epoch(run: _Run, progress) -> bool:
 
 
 def _passes(run: _Run, batch: dict, ends_step: bool) -> None:
-    """Forward and backward of one batch, in the parts the hooks split it into; gradients accumulate."""
+    """Forward and backward of one batch, in the parts the hooks split it into; gradients accumulate (and are
+    all-reduced across ranks on the step's last pass). A rank's filler batch (distributed.RankBatches) counts 0."""
+    batch, filler = pop_filler(batch)
     parts = run.hooks.split_batch(batch)
     total_loss = 0.0
     for index, part in enumerate(parts):
-        with autocast(run.precision, run.device):
-            loss = run.loss_fn(run.model, part)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise TrainingDivergedError(
-                f"loss became {loss_value} at epoch {run.state['epoch'] + 1}, optimizer step {run.state['step']}; "
-                f"the last good checkpoint is kept in {run.checkpoint_dir}. Lower the learning rate "
-                f"(now {run.cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
-            )
-        scaled = loss / run.cfg.gradient_accumulation_steps
-        (run.scaler.scale(scaled) if run.scaler else scaled).backward()
-        if not (ends_step and index == len(parts) - 1):
+        last = ends_step and index == len(parts) - 1
+        with run.parallel.passes(last):
+            with autocast(run.precision, run.device):
+                loss = run.parallel.loss(part)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingDivergedError(
+                    f"loss became {loss_value} at epoch {run.state['epoch'] + 1}, optimizer step {run.state['step']}; "
+                    f"the last good checkpoint is kept in {run.checkpoint_dir}. Lower the learning rate "
+                    f"(now {run.cfg.learning_rate}), keep gradient clipping on, or try precision=fp32"
+                )
+            scaled = loss / run.cfg.gradient_accumulation_steps
+            if filler:
+                scaled = scaled * 0.0
+            (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+        if not last:
             run.hooks.accumulate(run.optimizer)
         total_loss += loss_value * _rows(part)
-    rows = _rows(batch)
-    run.seen_examples += rows
-    batch_loss = total_loss / rows if rows else loss_value
-    run.running_loss = batch_loss if run.running_loss is None else 0.9 * run.running_loss + 0.1 * batch_loss
+    rows = 0 if filler else _rows(batch)
+    run.step_loss[0] += total_loss if rows else 0.0
+    run.step_loss[1] += rows
 
 
 def _optimizer_step(run: _Run) -> None:
@@ -303,7 +360,8 @@ def _optimizer_step(run: _Run) -> None:
     if scaler:
         scaler.unscale_(optimizer)
     if cfg.max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in run.parallel.trained.parameters() if p.requires_grad],
+                                       cfg.max_grad_norm)
     if scaler:
         scaler.step(optimizer)
         scaler.update()
@@ -312,13 +370,20 @@ def _optimizer_step(run: _Run) -> None:
     run.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     run.state["step"] += 1
+    # the step's loss over every rank's examples: what the log, the progress bar and the callbacks see
+    loss_sum, rows = distributed.all_sum(run.ranks, run.step_loss) if run.ranks.active else run.step_loss
+    run.step_loss = [0.0, 0]
+    run.seen_examples += int(rows)
+    if rows:
+        step_loss = loss_sum / rows
+        run.running_loss = step_loss if run.running_loss is None else 0.9 * run.running_loss + 0.1 * step_loss
 
 
 def _after_step(run: _Run, epoch: int) -> bool:
     """The hooks' verdict, a scheduled evaluation, max_steps and a periodic checkpoint; True stops training."""
     cfg, state = run.cfg, run.state
     stop = run.hooks.after_step(state["step"])
-    if run.callbacks:
+    if run.callbacks:  # rank 0's only (train); an evaluation's stop verdict is broadcast in _evaluate
         rate = run.scheduler.get_last_lr()[0]
         for callback in run.callbacks:
             callback.on_step(state["step"], run.running_loss, rate)
@@ -332,14 +397,30 @@ def _after_step(run: _Run, epoch: int) -> bool:
 
 
 def _evaluate(run: _Run, epoch_float: float) -> bool:
-    """Evaluate, remember the best weights; True when early stopping's patience is exhausted."""
+    """Evaluate, remember the best weights; True when early stopping's patience is exhausted.
+
+    Under torchrun rank 0 evaluates its plain model (the same weights every rank holds; FSDP gathers them first)
+    and sends the verdict and the loop's counters to every rank, so all of them stop at the same step."""
     if run.evaluate_fn is None:
         return False
+    if not run.ranks.active:
+        return _evaluate_here(run, epoch_float)
+    run.parallel.gather()
+    stop, state = distributed.on_main(run.ranks, lambda: (_evaluate_here(run, epoch_float), run.state))
+    if not run.ranks.is_main:
+        run.state.clear()
+        run.state.update(state)
+    return stop
+
+
+def _evaluate_here(run: _Run, epoch_float: float) -> bool:
     state = run.state
     metrics = run.evaluate_fn(run.model)
+    run.parallel.trained.train()
     run.model.train()
     score, loss = metrics[run.selection_metric], metrics.get("log_loss")
-    state["history"].append({"epoch": round(epoch_float, 3), "step": state["step"], **metrics})
+    state["history"].append({"epoch": round(epoch_float, 3), "step": state["step"], "train_loss": run.running_loss,
+                             **metrics})  # train_loss: the running loss over every rank's examples
     # A tie broken by a lower validation loss: a model stuck predicting one class keeps the same macro-F1 for
     # several epochs while it learns, and must not be stopped for that (issue 15's LoRA collapse).
     tied_but_better = (score == state["best"] and loss is not None and state.get("best_loss") is not None
@@ -359,9 +440,14 @@ def _evaluate(run: _Run, epoch_float: float) -> bool:
 
 def _result(run: _Run) -> TrainResult:
     """The best validation weights back in the model, and the run's figures."""
-    state = run.state
+    state, parallel = run.state, run.parallel
     if run.evaluate_fn is not None:
-        load_best(run.checkpoint_dir, run.model)
+        if run.ranks.is_main:
+            load_best(run.checkpoint_dir, run.model)
+        parallel.share_main_weights()  # every rank returns holding the best weights
+    else:
+        parallel.gather()  # FSDP: the last weights into the plain model
+    notes = parallel.notes
     return TrainResult(
         steps=state["step"],
         epochs_completed=round(state["epoch"] + state["batch"] / max(1, len(run.batches)), 3),
@@ -377,4 +463,9 @@ def _result(run: _Run) -> TrainResult:
         schedule=run.schedule.as_dict(),
         learning_rate=run.cfg.learning_rate,
         learning_rate_search=run.learning_rate_search,
+        world_size=run.ranks.world_size,
+        backend=run.ranks.backend,
+        global_batch=notes.get("global_batch"),
+        parallel={key: notes[key] for key in ("strategy", "per_rank_batch", "gradient_accumulation_steps",
+                                              "gradient_checkpointing") if key in notes},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,10 +13,16 @@ from fmkit.errors import BadInputError
 
 
 def select_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``auto``: CUDA where visible, else CPU. Under torchrun (WORLD_SIZE > 1) ``auto``/``cuda`` is this rank's GPU,
+    ``cuda:LOCAL_RANK``: one device per rank."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BadInputError(f"device={name!r} but no CUDA GPU is visible; use device=cpu or auto")
+    if name in ("auto", "cuda"):
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
+        return torch.device("cuda")
     return torch.device(name)
 
 

@@ -11,6 +11,8 @@ import argparse
 
 from fmkit.cli.common import (TRAIN_NAMES, add_json_flag, add_run_control, format_metrics_table, print_json,
                               read_config_file, set_nested)
+from fmkit.cli.launch import add_launch_arguments
+from fmkit.tracking.cli import add_tracking_arguments
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {
@@ -48,6 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--privacy", choices=["none", "dp"], default="none",
                         help="dp: train with DP-SGD so the bundle carries a privacy guarantee (ε, δ)")
     add_json_flag(parser)
+    add_launch_arguments(parser)
+    add_tracking_arguments(parser)
     parser.defer(add_config_options)
     return parser
 
@@ -113,8 +117,24 @@ def run(args) -> int:
     cfg = build_config(args)
     import sys
 
-    manifest = run_finetune(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
-                            keep_checkpoints=args.keep_checkpoints, echo=lambda line: print(line, file=sys.stderr))
+    from fmkit.cli import launch
+
+    if launch.launching(args):
+        return launch.run_under_torchrun(args, "finetune", cfg.train.device)
+    launch.check_rank_flags(args)
+    from fmkit.tracking.cli import callbacks_from_args, finish_tracking
+
+    callbacks = callbacks_from_args(args, stage="finetune", config=cfg.model_dump(mode="json"))
+    try:
+        manifest = run_finetune(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                                keep_checkpoints=args.keep_checkpoints, echo=lambda line: print(line, file=sys.stderr),
+                                callbacks=callbacks)
+    except BaseException as error:
+        finish_tracking(callbacks, error=error)
+        raise
+    finish_tracking(callbacks, manifest)
+    if not launch.is_main_rank():
+        return 0  # rank 0 reports for the job
     if args.json:
         print_json({"bundle": args.out, "content_digest": manifest.content_digest, "metrics": manifest.metrics,
                     "training": manifest.training})

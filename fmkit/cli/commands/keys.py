@@ -11,9 +11,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "keys", help="create, list or revoke API keys for fmkit serve",
         description="API keys for `fmkit serve`. A key is shown once at creation; only a salted hash is stored "
-        "(WORKSPACE/.fmkit/serve.sqlite). Roles: admin (keys, load/unload), predict (predict on its models), "
-        "read (list models, metrics).",
-        epilog="example: fmkit keys create --role predict --models reviews",
+        "(WORKSPACE/.fmkit/serve.sqlite, or the database --store names). Roles: admin (keys, load/unload), "
+        "predict (predict on its models), read (list models, metrics).",
+        epilog="example: fmkit keys create --role predict --models reviews   # or: ... --store "
+        "postgresql://fmkit@db:5432/fmkit (the store the replicas' fmkit serve --store names)",
     )
     parser.add_argument("action", choices=["create", "list", "revoke"])
     parser.add_argument("key_id", nargs="?", help="the key id to revoke")
@@ -22,6 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "an empty list is an error, never all")
     parser.add_argument("--note", help="a note stored with the key")
     parser.add_argument("--workspace", default=".", help="workspace holding .fmkit/serve.sqlite (default: .)")
+    from fmkit.cli.commands.serve import add_store_argument
+
+    add_store_argument(parser)  # the same store `fmkit serve --store` reads: every worker and replica sees the key
     add_json_flag(parser)
     return parser
 
@@ -30,7 +34,7 @@ def run(args) -> int:
     from fmkit.errors import BadInputError
     from fmkit.serve.keys import KeyStore
 
-    store = KeyStore(args.workspace)
+    store = KeyStore(args.workspace, store=args.store)
     if args.action == "create":
         if not args.role:
             raise BadInputError("keys create needs --role admin|predict|read")

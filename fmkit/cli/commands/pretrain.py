@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 from fmkit.cli.common import TRAIN_NAMES, add_json_flag, add_run_control, describe_registered, print_json, read_config_file
+from fmkit.cli.launch import add_launch_arguments
+from fmkit.tracking.cli import add_tracking_arguments
 
 # config key -> the flag it had before the options were generated from the configs
 NAMES = {**TRAIN_NAMES, "from_model": "--from", "whole_word_masking": "--whole-word"}
@@ -37,6 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="bundle directory to create")
     parser.add_argument("--config", help="YAML with PretrainConfig fields; flags override it")
     add_json_flag(parser)
+    add_launch_arguments(parser)
+    add_tracking_arguments(parser)
     parser.defer(add_config_options)
     return parser
 
@@ -77,10 +81,24 @@ def run(args) -> int:
 
     args.config_model = PretrainConfig
     cfg = build_config(args)
-    from fmkit.pretrain.stage import run_pretrain
+    from fmkit.cli import launch
 
-    manifest = run_pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
-                            keep_checkpoints=args.keep_checkpoints)
+    if launch.launching(args):
+        return launch.run_under_torchrun(args, "pretrain", cfg.train.device)
+    launch.check_rank_flags(args)
+    from fmkit.pretrain.stage import run_pretrain
+    from fmkit.tracking.cli import callbacks_from_args, finish_tracking
+
+    callbacks = callbacks_from_args(args, stage="pretrain", config=cfg.model_dump(mode="json"))
+    try:
+        manifest = run_pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                                keep_checkpoints=args.keep_checkpoints, callbacks=callbacks)
+    except BaseException as error:
+        finish_tracking(callbacks, error=error)
+        raise
+    finish_tracking(callbacks, manifest)
+    if not launch.is_main_rank():
+        return 0  # rank 0 reports for the job
     training = manifest.training
     if args.json:
         print_json({"bundle": args.out, "content_digest": manifest.content_digest, "metrics": manifest.metrics,

@@ -38,7 +38,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "match; loads ~0.6 GB at start, ~1-4 s per draft on 2 cores")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--workspace", default=".", help="holds .fmkit/serve.sqlite with keys and the audit log")
+    parser.add_argument("--workspace", default=".",
+                        help="holds .fmkit/serve.sqlite with keys and the audit log (unless --store says otherwise)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes on one port (default: 1); the kernel spreads connections over them. "
+                        "Each loads every model (memory xN); keys, revocations and the audit log are shared through "
+                        "the store; rate limits, batching, drift windows and /metrics are per worker, and :load/"
+                        "unload are refused (docs/serve_scale.md)")
+    add_store_argument(parser)
+    parser.add_argument("--key-cache-seconds", type=float, default=2.0, metavar="S",
+                        help="how long a worker trusts a key it has read (default: 2): a revocation reaches every "
+                        "worker and replica within S seconds")
     parser.add_argument("--max-batch", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window (default: 5 ms; 0 disables)")
     parser.add_argument("--inference-batch", type=int, default=16,
@@ -73,6 +83,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def add_store_argument(parser) -> None:
+    parser.add_argument("--store", metavar="URL",
+                        help="database of API keys, revocations and the audit log (default: sqlite:///WORKSPACE/"
+                        ".fmkit/serve.sqlite). postgresql://USER@HOST:5432/DB lets replicas on several machines "
+                        "share them; keep its password off the command line with PGPASSWORD or ~/.pgpass")
+
+
 def parse_bundles(items: list[str], flag: str = "--bundle", example: str = "reviews=models/reviews-int8",
                   taken: dict[str, str] | None = None) -> dict[str, str]:
     """NAME=PATH items -> {name: path}; a name may not repeat, nor reuse one in ``taken`` (key allowlists
@@ -95,13 +112,11 @@ def parse_bundles(items: list[str], flag: str = "--bundle", example: str = "revi
 
 
 def run(args) -> int:
-    import uvicorn
-
     from fmkit.bundle import open_bundle
-    from fmkit.serve.app import create_app
-    from fmkit.serve.config import ServeConfig
-
     from fmkit.errors import BadInputError
+    from fmkit.serve.config import ServeConfig
+    from fmkit.serve.keys import KeyStore
+    from fmkit.serve.workers import serve
 
     bundles = parse_bundles(args.bundle)
     assistants = parse_bundles(args.assistant, "--assistant", "support=assistants/acme", taken=bundles)
@@ -111,6 +126,18 @@ def run(args) -> int:
     if not (bundles or assistants or monitors or recommenders):
         raise BadInputError("nothing to serve: pass --bundle NAME=PATH, --assistant NAME=DIR, --monitor NAME=YAML "
                             "and/or --recommender NAME=DIR")
+    config = ServeConfig(bundles=bundles, assistants=assistants, monitors=monitors, recommenders=recommenders,
+                         max_events=args.max_events, generate=args.generate,
+                         host=args.host, port=args.port, workspace=args.workspace,
+                         store=args.store, workers=args.workers, key_cache_seconds=args.key_cache_seconds,
+                         max_batch=args.max_batch if args.max_wait_ms > 0 else 1, max_wait_ms=args.max_wait_ms,
+                         queue_size=args.queue_size, inference_batch=args.inference_batch, threads=args.threads,
+                         precision=args.precision, rate_per_second=args.rate_limit,
+                         rate_burst=args.rate_burst, log_inputs=args.log_inputs,
+                         auth=not args.no_auth, bundle_root=args.bundle_root,
+                         max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels,
+                         watch=args.watch, watch_window=args.watch_window, watch_min_rows=args.watch_min_rows,
+                         watch_webhook=args.watch_webhook)
     for path in bundles.values():
         manifest = open_bundle(path)  # a bad path or a changed bundle fails here, before the server starts
         if args.watch:
@@ -134,17 +161,6 @@ def run(args) -> int:
         from fmkit.apps.recommend.store import open_manifest as open_recommender
 
         open_recommender(Path(path))  # digests, without loading its models
-    config = ServeConfig(bundles=bundles, assistants=assistants, monitors=monitors, recommenders=recommenders,
-                         max_events=args.max_events, generate=args.generate,
-                         host=args.host, port=args.port, workspace=args.workspace,
-                         max_batch=args.max_batch if args.max_wait_ms > 0 else 1, max_wait_ms=args.max_wait_ms,
-                         queue_size=args.queue_size, inference_batch=args.inference_batch, threads=args.threads,
-                         precision=args.precision, rate_per_second=args.rate_limit,
-                         rate_burst=args.rate_burst, log_inputs=args.log_inputs,
-                         auth=not args.no_auth, bundle_root=args.bundle_root,
-                         max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels,
-                         watch=args.watch, watch_window=args.watch_window, watch_min_rows=args.watch_min_rows,
-                         watch_webhook=args.watch_webhook)
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
-                timeout_graceful_shutdown=30)
-    return 0
+    # the store answers and has its tables before any worker starts: a wrong URL is exit 2 naming it
+    KeyStore(config.workspace, config.key_cache_seconds, config.store).close()
+    return serve(config)

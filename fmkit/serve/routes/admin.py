@@ -26,6 +26,7 @@ def add_routes(app, server: Server) -> None:
         key = access.authorize(request, ADMIN)
         started = time.perf_counter()
         try:
+            refuse_per_worker(server.config, "load")
             path = bundle_path(name, body.bundle, server.config.bundle_root)
             slot = await state.load(name, path)
         except ApiError as error:
@@ -46,6 +47,7 @@ def add_routes(app, server: Server) -> None:
     @app.delete("/v1/models/{name}", tags=["admin"], responses=ERRORS)
     async def unload(name: str, request: Request):
         key = access.authorize(request, ADMIN)
+        refuse_per_worker(server.config, "unload")
         server.slot_for(name)
         await state.unload(name)
         access.audit(key, "unload", name, None, 200, time.perf_counter())
@@ -73,6 +75,15 @@ def add_routes(app, server: Server) -> None:
         except BadInputError as error:
             raise ApiError(404, "unknown_key", str(error)) from None
         return {"revoked": record.id}
+
+
+def refuse_per_worker(config, action: str) -> None:
+    """With --workers N a request reaches one worker: loading a model there alone would make answers depend on
+    which worker took the connection. The served models are then fixed at start (409)."""
+    if config.workers > 1:
+        raise ApiError(409, "per_worker", f"this server runs {config.workers} worker processes and a request reaches "
+                       f"only one of them, so :{action} would change one worker; name the models with --bundle at "
+                       "start (a SIGHUP to the server restarts its workers one by one, reloading them from disk)")
 
 
 def bundle_path(name: str, text: str, bundle_root):
