@@ -46,7 +46,8 @@ def launch_two_ranks(out: Path) -> subprocess.CompletedProcess:
 def ranks(tmp_path_factory) -> list[list[dict]]:
     out = tmp_path_factory.mktemp("fsdp")
     process = launch_two_ranks(out)
-    assert process.returncode == 0, f"torchrun exited {process.returncode}:\n{(process.stdout + process.stderr)[-4000:]}"
+    output = (process.stdout + process.stderr)[-4000:]
+    assert process.returncode == 0, f"torchrun exited {process.returncode}:\n{output}"
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
 

@@ -78,8 +78,10 @@ def shard_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.
     if is_sharded(model):
         raise ValueError("shard_model: the model is already sharded")
     parameters = {p.device for p in model.parameters()}
-    if parameters != {device} and not (device.type == "cuda" and parameters == {torch.device("cuda", device.index or 0)}):
-        raise ValueError(f"shard_model: move the model to {device} first (its parameters are on {sorted(map(str, parameters))})")
+    wanted = {torch.device("cuda", device.index or 0)} if device.type == "cuda" else {device}
+    if parameters != wanted and parameters != {device}:
+        raise ValueError(f"shard_model: move the model to {device} first "
+                         f"(its parameters are on {sorted(map(str, parameters))})")
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     modules = dict(model.named_modules())
     for name in sharded_layers(model):
