@@ -94,6 +94,7 @@ def test_a_crashed_rank_fails_the_job_clearly_and_writes_no_bundle(runs):
 @pytest.mark.xfail(reason="KNOWN DEFECT (2026-12-02, open in issue 19): after torchrun --max-restarts restarts the "
                    "killed group, the new gloo group fails in connectFullMesh ('Connection refused') on this machine; "
                    "resume after a rank kill is not working yet", strict=False)
+@pytest.mark.slow  # 2 attempts of a 2-rank job; see the report: the restarted attempt hung in 2 of 3 runs here
 def test_torchrun_max_restarts_resumes_from_the_last_checkpoint(runs):
     root, _ = runs
     out = root / "restarted"
