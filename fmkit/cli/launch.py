@@ -62,11 +62,10 @@ def check_launch(nproc: int, backend: str | None, device: str, warn=print) -> di
         raise BadInputError(f"--nproc {nproc}: use 1 or more processes")
     import torch  # only now: a launch is about to import it in every rank anyway
 
+    from fmkit.train.distributed import refuse_nccl_without_cuda
+
     cuda = torch.cuda.is_available() and device != "cpu"
-    if backend == "nccl" and not cuda:
-        why = "--device cpu was given" if device == "cpu" else "no CUDA GPU is visible"
-        raise BadInputError(f"--backend nccl needs CUDA GPUs but {why}; use --backend gloo for CPU ranks, or run on "
-                            "a machine with one GPU per rank")
+    refuse_nccl_without_cuda(backend, device, cuda)
     env = {"FMKIT_BACKEND": backend} if backend else {}
     if cuda:
         gpus = torch.cuda.device_count()

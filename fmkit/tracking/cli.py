@@ -53,3 +53,16 @@ def finish_tracking(callbacks, manifest=None, *, error: BaseException | None = N
         finish = getattr(callback, "finish", None)
         if finish is not None and getattr(callback, "is_tracking", False):
             finish(manifest, error=error)
+
+
+def run_tracked(args, *, stage: str, config: dict, train):
+    """``train(callbacks)`` with the ``--mlflow`` callbacks of ``args``; the tracking run is ended with the
+    manifest ``train`` returns, or marked FAILED/KILLED when it raises (the error propagates)."""
+    callbacks = callbacks_from_args(args, stage=stage, config=config)
+    try:
+        manifest = train(callbacks)
+    except BaseException as error:
+        finish_tracking(callbacks, error=error)
+        raise
+    finish_tracking(callbacks, manifest)
+    return manifest

@@ -86,11 +86,16 @@ def choose_backend(device_name: str = "auto") -> str:
     if requested is not None and requested not in BACKENDS:
         raise BadInputError(f"FMKIT_BACKEND={requested!r}: use gloo (CPU or CUDA) or nccl (CUDA)")
     cuda = torch.cuda.is_available() and device_name != "cpu"
-    if requested == "nccl" and not cuda:
-        why = "device=cpu was asked for" if device_name == "cpu" else "no CUDA GPU is visible"
-        raise BadInputError(f"backend nccl needs CUDA GPUs but {why}; use --backend gloo (CPU ranks) or run on "
-                            "a machine with one GPU per rank")
+    refuse_nccl_without_cuda(requested, device_name, cuda)
     return requested or ("nccl" if cuda else "gloo")
+
+
+def refuse_nccl_without_cuda(backend: str | None, device_name: str, cuda: bool) -> None:
+    """The one check, before a launch (fmkit/cli/launch.py) and again inside each rank."""
+    if backend == "nccl" and not cuda:
+        why = "--device cpu was given" if device_name == "cpu" else "no CUDA GPU is visible"
+        raise BadInputError(f"--backend nccl needs CUDA GPUs but {why}; use --backend gloo for CPU ranks, or run on "
+                            "a machine with one GPU per rank")
 
 
 def setup(device_name: str = "auto") -> Ranks:

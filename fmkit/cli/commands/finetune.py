@@ -122,17 +122,11 @@ def run(args) -> int:
     if launch.launching(args):
         return launch.run_under_torchrun(args, "finetune", cfg.train.device)
     launch.check_rank_flags(args)
-    from fmkit.tracking.cli import callbacks_from_args, finish_tracking
+    from fmkit.tracking.cli import run_tracked
 
-    callbacks = callbacks_from_args(args, stage="finetune", config=cfg.model_dump(mode="json"))
-    try:
-        manifest = run_finetune(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
-                                keep_checkpoints=args.keep_checkpoints, echo=lambda line: print(line, file=sys.stderr),
-                                callbacks=callbacks)
-    except BaseException as error:
-        finish_tracking(callbacks, error=error)
-        raise
-    finish_tracking(callbacks, manifest)
+    manifest = run_tracked(args, stage="finetune", config=cfg.model_dump(mode="json"), train=lambda callbacks: run_finetune(
+        cfg, args.out, resume=args.resume, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints,
+        echo=lambda line: print(line, file=sys.stderr), callbacks=callbacks))
     if not launch.is_main_rank():
         return 0  # rank 0 reports for the job
     if args.json:

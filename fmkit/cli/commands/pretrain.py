@@ -87,16 +87,11 @@ def run(args) -> int:
         return launch.run_under_torchrun(args, "pretrain", cfg.train.device)
     launch.check_rank_flags(args)
     from fmkit.pretrain.stage import run_pretrain
-    from fmkit.tracking.cli import callbacks_from_args, finish_tracking
+    from fmkit.tracking.cli import run_tracked
 
-    callbacks = callbacks_from_args(args, stage="pretrain", config=cfg.model_dump(mode="json"))
-    try:
-        manifest = run_pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
-                                keep_checkpoints=args.keep_checkpoints, callbacks=callbacks)
-    except BaseException as error:
-        finish_tracking(callbacks, error=error)
-        raise
-    finish_tracking(callbacks, manifest)
+    manifest = run_tracked(args, stage="pretrain", config=cfg.model_dump(mode="json"), train=lambda callbacks: run_pretrain(
+        cfg, args.out, resume=args.resume, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints,
+        callbacks=callbacks))
     if not launch.is_main_rank():
         return 0  # rank 0 reports for the job
     training = manifest.training
