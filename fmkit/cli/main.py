@@ -17,7 +17,7 @@ from fmkit._version import __version__
 
 # Subcommands in the order of the pipeline; each module defines add_parser() and run().
 COMMANDS = ["anonymize", "pretrain", "finetune", "evaluate", "predict", "compress", "export", "compare", "audit", "explain", "mitigate", "card",
-            "report", "gate", "assistant", "monitor", "recommend", "serve", "keys", "info", "run", "runs"]
+            "report", "gate", "assistant", "monitor", "recommend", "serve", "keys", "info", "tune", "run", "runs"]
 
 DESCRIPTION = """\
 fmkit: a pretrained foundation model + your data -> a measured, trustworthy deployment.

@@ -1,4 +1,9 @@
-"""The workspace registry: an embedded SQLite database of runs, stages, bundles and metrics."""
+"""The workspace registry: an embedded SQLite database of runs, stages, bundles and metrics.
+
+Recipes record one stage per recipe stage; ``fmkit tune`` records one run per worker invocation
+(recipe ``tune:<study>``) and one stage per trial (stage ``tune-trial``, cache key
+``tune:<study>:<trial number>``), so ``fmkit runs`` lists every trial next to the recipes.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 HEADLINE = ("accuracy", "macro_f1", "expected_calibration_error")
+TRIAL_STAGE = "tune-trial"
+
+
+def trial_key(study: str, number) -> str:
+    return f"tune:{study}:{number}"
 
 
 class RunRegistry:
@@ -59,6 +69,20 @@ class RunRegistry:
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (run_id, name, stage, key, status, output, int(cached), seconds, json.dumps(summary), now),
             )
+
+    def record_trial(self, run_id: int, study: str, number: int, status: str, bundle: str | None, seconds: float,
+                     summary: dict, now: str) -> None:
+        """A search trial (complete, pruned or failed) as a stage of the worker's run."""
+        self.record_stage(run_id, f"trial-{number}", TRIAL_STAGE, trial_key(study, number), status, bundle, False,
+                          round(seconds, 2), summary, now)
+
+    def trials(self, study: str) -> list[dict]:
+        """Every recorded trial of ``study`` (all workers, all re-runs), oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT run_id, name, status, output, seconds, summary, started FROM stages "
+                              "WHERE stage=? AND cache_key LIKE ? ORDER BY id",
+                              (TRIAL_STAGE, trial_key(study, "%"))).fetchall()
+        return [{**dict(row), "summary": json.loads(row["summary"] or "{}")} for row in rows]
 
     def cached_stage(self, key: str):
         with self._connect() as db:

@@ -5,6 +5,10 @@ total), the frozen-feature baseline's test accuracy beside the model's (fmkit/ev
 throughput on each bundle's own runtime, size, privacy budget ε, largest
 fairness gap, membership-inference AUC, robustness and counterfactual flip rate -- every number read from a manifest ("not measured" otherwise). Plots
 (PNG beside the page): accuracy vs latency with the Pareto frontier marked, and size per bundle.
+
+A ``fmkit tune`` folder (``study.json`` beside ``trials/``) adds the search: each trial bundle's objective
+values, ◆ on the study's Pareto front (several objectives) or its best trial (one), and a section
+listing them -- the front of the objectives the study optimised, next to the accuracy/latency frontier.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ COLUMNS = [
     ("min_stability_rate", "stability", "{:.4f}", "lowest prediction stability under input noise"),
     ("counterfactual_flip_rate", "CF flips", "{:.4f}", "share of identity-term swaps that flip the label"),
     ("status", "status", "{}", "compression budget status"),
+    ("search", "search", "{}", "fmkit tune: the trial's objective values; ◆ = on the study's Pareto front (several "
+     "objectives) or its best trial (one)"),
 ]
 
 
@@ -99,6 +105,8 @@ def _cell(row: dict, key: str, fmt: str) -> tuple[str, str]:
     text = fmt.format(value)
     if key == "name" and row.get("pareto"):
         text = "★ " + text
+    if key == "name" and row.get("search_chosen"):
+        text = "◆ " + text
     return text, (str(value) if isinstance(value, (int, float)) else text)
 
 
@@ -127,7 +135,47 @@ def _plots(rows: list[dict], directory: Path) -> list[str]:
     return names
 
 
-def render_report(rows: list[dict], title: str, plots: list[str]) -> str:
+def mark_search(rows: list[dict], run_dir: Path) -> dict | None:
+    """Annotate the trial bundles of a ``fmkit tune`` folder with their study values; returns the study summary."""
+    from fmkit.tune.report import chosen, read_summary
+
+    summary = read_summary(run_dir)
+    if summary is None:
+        return None
+    names = summary.get("objectives") or []
+    marked = set(chosen(summary))
+    by_digest = {t["content_digest"]: t for t in summary["trials"] if t.get("content_digest")}
+    for row in rows:
+        trial = by_digest.get(row["content_digest"])
+        if trial is None or not trial.get("values"):
+            continue
+        row["name"] = f"trial {trial['number']}"
+        row["search_chosen"] = trial["number"] in marked
+        row["search"] = ", ".join(f"{name.split(':')[0]} {value:.4g}" for name, value in zip(names, trial["values"]))
+    return summary
+
+
+def _search_section(summary: dict | None) -> str:
+    if summary is None:
+        return ""
+    from fmkit.tune.report import chosen
+
+    label = "Pareto front" if "front" in summary else "best trial"
+    by_number = {t["number"]: t for t in summary["trials"]}
+    items = "".join(
+        f"<li><b>trial {number}</b>: " + html.escape(", ".join(
+            f"{name} {value:.4g}" for name, value in zip(summary["objectives"], by_number[number]["values"])))
+        + " · " + html.escape(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in by_number[number]["params"].items())) + "</li>"
+        for number in chosen(summary))
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in summary["counts"].items())
+    return (f"<h2>Search (fmkit tune)</h2><p>Study <code>{html.escape(summary['study'])}</code>: objectives "
+            f"{html.escape(', '.join(summary['objectives']))}; {counts}; {summary['cost']['trial_seconds']} s of trials. "
+            f"◆ marks its {label} (validation figures; the table's test accuracy was not used to choose). "
+            f"<a href='../study.html'>study.html</a></p><ul>{items}</ul>")
+
+
+def render_report(rows: list[dict], title: str, plots: list[str], search: dict | None = None) -> str:
     header = "".join(f"<th title='{html.escape(tip)}' onclick='sortBy({i})'>{html.escape(head)}</th>"
                      for i, (_, head, _, tip) in enumerate(COLUMNS))
     body = []
@@ -160,7 +208,7 @@ def render_report(rows: list[dict], title: str, plots: list[str]) -> str:
             f"<p>{len(rows)} bundles. Every figure is read from a bundle's manifest; click a header to sort. "
             "★ marks the accuracy/latency (p50, batch 1) Pareto frontier.</p>"
             f"<table id='frontier'><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f"{images}<h2>Lineage</h2><ul>{lineage}</ul></body></html>")
+            f"{images}{_search_section(search)}<h2>Lineage</h2><ul>{lineage}</ul></body></html>")
 
 
 def write_report(run_dir: Path, *, out: Path | None = None, measure: bool = True,
@@ -172,8 +220,9 @@ def write_report(run_dir: Path, *, out: Path | None = None, measure: bool = True
     rows = report_rows(bundles, measure=measure, threads=threads)
     directory = Path(out) if out else run_dir / REPORT_DIR
     directory.mkdir(parents=True, exist_ok=True)
+    search = mark_search(rows, run_dir)
     plots = _plots(rows, directory)
     page = directory / "index.html"
-    write_text_atomic(page, render_report(rows, f"fmkit report: {run_dir.resolve().name}", plots))
+    write_text_atomic(page, render_report(rows, f"fmkit report: {run_dir.resolve().name}", plots, search))
     write_json_atomic(directory / "report.json", json.loads(json.dumps(rows, default=str)))
     return page, rows
