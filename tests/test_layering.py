@@ -1,6 +1,7 @@
 """The layers, read from the import graph (every ``import``, at module level and inside functions).
 
-core (bundle, data, train, tasks) never imports cli, recipe, serve or apps; nothing but cli, recipe and
+core (bundle, data, train, tasks) never imports cli, recipe, serve, apps, tune or tracking; tracking sits on
+the training-callbacks seam only; nothing but cli, recipe and
 serve imports apps; compress, privacy and audit never import each other (what they share lives below
 them); serve never imports train; no two
 modules import each other at module level; and ``import fmkit``, every ``*/config.py`` and
@@ -19,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fmkit"
 CORE = ("bundle", "data", "train", "tasks")
-ABOVE_CORE = ("cli", "recipe", "serve", "apps")
+ABOVE_CORE = ("cli", "recipe", "serve", "apps", "tune", "tracking")
 USER_FACING = ("cli", "recipe", "serve")  # may use an app (fmkit assistant, the assistant endpoint)
 APPS = ("apps",)  # applications built from the stages, like a user would: nothing below them imports them
 SIBLINGS = ("compress", "privacy", "audit")  # stages beside each other: none may import another
@@ -86,6 +87,13 @@ def test_the_graph_sees_function_level_imports():
 
 def test_core_never_imports_cli_recipe_or_serve():
     assert imports_between(CORE, ABOVE_CORE) == []
+
+
+def test_tracking_uses_only_the_training_callbacks_seam():
+    """MLflow tracking watches training through TrainCallback and reads the registry's SQLite itself."""
+    used = {target for module, edges in import_graph().items() if layer(module) == "tracking"
+            for target, _, _ in edges if layer(target) != "tracking"}
+    assert used <= {"fmkit.train.callbacks", "fmkit.errors"}, used
 
 
 @pytest.mark.parametrize("package", SIBLINGS)

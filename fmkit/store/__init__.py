@@ -5,8 +5,8 @@
     engine = open_database("postgresql://user@db:5432/fmkit")      # several workers on several machines
 
 SQLite is the default everywhere (no server to run); PostgreSQL (through psycopg 3) is what several
-processes on several machines share. The news monitor's event store uses it, and so will the server's
-keys and audit log (issue 19): one implementation. Importing this package loads no SQLAlchemy.
+processes on several machines share. The news monitor's event store and the server's keys, revocations
+and audit log (fmkit/serve/keys.py, ``fmkit serve --store URL``) use it: one implementation. Importing this package loads no SQLAlchemy.
 """
 
 from fmkit.store.database import (check_reachable, insert_ignoring_duplicates, open_database, redact_url,
