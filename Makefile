@@ -44,7 +44,7 @@ demo: setup datasets
 	$(BIN)/fmkit run recipes/quickstart.yaml
 
 test: setup browser datasets postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
