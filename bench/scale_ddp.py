@@ -2,7 +2,7 @@
 
     flock /work/notes/cpu.lock python bench/scale_ddp.py --rows 416 --out /tmp/scale-ddp
 
-Runs, in this one script and on the same data (Rotten Tomatoes, the first ``--rows`` rows, max_length 64):
+Runs, in this one script and on the same data (a stratified ``--rows``-row Rotten Tomatoes sample, split seed 0, max_length 64):
   A. one process, batch B, gradient accumulation 2       (global batch 2B)
   B. ``fmkit finetune --nproc 2``, batch B on each rank    (global batch 2B)
   C. one process, batch B, accumulation 1, threads = cores (the speed reference for "1 rank")
@@ -47,19 +47,6 @@ def still_minilm(directory: Path) -> Path:
     return directory
 
 
-def subset(rows: int, path: Path) -> Path:
-    import csv
-
-    from fmkit.data import load_dataset
-
-    data = load_dataset("rotten-tomatoes")
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(list(zip(data.texts, data.labels))[:rows])
-    return path
-
-
 def relative(left: dict, right: dict) -> float:
     return max(float((left[k].double() - right[k].double()).norm()) / max(float(right[k].double().norm()), 1e-12)
                for k in right)
@@ -75,15 +62,15 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
-    model, data = still_minilm(args.out / "minilm-still"), subset(args.rows, args.out / "reviews.csv")
-    common = ["finetune", "--model", str(model), "--data", str(data), "--max-length", "64", "--epochs", "1",
+    model = still_minilm(args.out / "minilm-still")
+    common = ["finetune", "--model", str(model), "--data", "rotten-tomatoes", "--max-rows", str(args.rows), "--max-length", "64", "--epochs", "1",
               "--batch-size", str(args.batch_size), "--learning-rate", "1e-4", "--precision", "fp32", "--device", "cpu",
               "--patience", "none", "--no-progress", "--overwrite"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     per_rank = str(max(1, cores // 2))
-    fmkit(*common, "--gradient-accumulation-steps", "2", "--num-threads", per_rank, "--out", str(args.out / "A"), env=env)
+    fmkit(*common, "--gradient-accumulation-steps", "2", "--threads", per_rank, "--out", str(args.out / "A"), env=env)
     fmkit(*common, "--nproc", "2", "--out", str(args.out / "B"), env={**env, "OMP_NUM_THREADS": per_rank})
-    fmkit(*common, "--num-threads", str(cores), "--out", str(args.out / "C"), env=env)
+    fmkit(*common, "--threads", str(cores), "--out", str(args.out / "C"), env=env)
     training = {name: json.loads((args.out / name / "fmkit.json").read_text())["training"] for name in "ABC"}
     difference = relative(load_file(str(args.out / "B" / "model.safetensors")),
                           load_file(str(args.out / "A" / "model.safetensors")))
