@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -43,12 +44,27 @@ def aborted(result: subprocess.CompletedProcess) -> bool:
     return result.returncode in (-6, 134) or "Signal 6 (SIGABRT)" in text or "exitcode  : -6" in text
 
 
-def launch(arguments: list[str], *, timeout: float = 240, expect_failure: bool = False) -> subprocess.CompletedProcess:
-    """Run a command (torchrun or fmkit); one recorded retry after an unexplained SIGABRT."""
+def aborted_before_the_kill(result: subprocess.CompletedProcess, kill_rank: int) -> bool:
+    """A ``--max-restarts`` launch whose restart went to a SIGABRT instead of the test's SIGKILL of ``kill_rank``:
+    torchrun's agent logged a rank failing with exit code -6 and never the killed rank's -9, so the restarted
+    attempt did not start from the kill the test is about."""
+    text = result.stdout + result.stderr
+    return aborted(result) or (re.search(r"failed \(exitcode: -6\)", text) is not None
+                               and f"failed (exitcode: -9) local_rank: {kill_rank} " not in text)
+
+
+def launch(arguments: list[str], *, timeout: float = 240, is_abort=aborted,
+           outputs: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """Run a command (torchrun or fmkit); one recorded retry after an unexplained SIGABRT (``is_abort``), with
+    ``outputs`` (what the aborted launch may have written: bundle, checkpoints) removed first."""
+    import shutil
+
     for attempt in (1, 2):
+        for path in outputs if attempt == 2 else ():
+            shutil.rmtree(path, ignore_errors=True)
         result = subprocess.run(arguments, capture_output=True, text=True, timeout=timeout, env=environment(),
                                 cwd=str(ROOT))
-        if not aborted(result) or attempt == 2:
+        if not is_abort(result) or attempt == 2:
             return result
         note = f"torchrun launch aborted (SIGABRT), retried once: {' '.join(arguments[:6])} ...; last lines: " \
                f"{(result.stderr or result.stdout).strip().splitlines()[-3:]}"

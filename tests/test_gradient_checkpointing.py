@@ -171,3 +171,46 @@ def test_every_other_layer():
     assert train_losses(plain, classifier_loss) == pytest.approx(train_losses(model, classifier_loss), rel=1e-6)
     with pytest.raises(BadInputError, match="every_n_layers=0: use a whole number >= 1"):
         enable_gradient_checkpointing(tiny_classifier(), every_n_layers=0)
+
+
+class FixedBatches:
+    """Two deterministic batches per epoch (a BatchSource for the training loop)."""
+
+    num_examples = 16
+
+    def __len__(self):
+        return 2
+
+    def batches(self, epoch, start=0):
+        for index in range(start, 2):
+            yield batch(seed=10 * epoch + index)
+
+
+def test_the_loop_checkpoints_every_nth_layer_from_the_config():
+    from fmkit.train import train
+    from fmkit.train.config import TrainConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=8, learning_rate=1e-3, precision="fp32", device="cpu", progress=False,
+                      early_stopping_patience=None, gradient_checkpointing=True, gradient_checkpointing_every=2)
+    model = tiny_classifier()
+    result = train(model, FixedBatches(), cfg)
+    assert checkpointed_layers(model) == ["bert.encoder.layer.0"]  # layer 0 of 2: every 2nd
+    assert "1 BertLayer layers" in result.parallel["gradient_checkpointing"] and result.steps == 2
+
+
+def test_the_interval_is_validated_and_reaches_the_config_from_the_cli():
+    from pydantic import ValidationError
+
+    from fmkit.cli.commands import finetune
+    from fmkit.cli.main import build_parser
+    from fmkit.train.config import TrainConfig
+
+    with pytest.raises(ValidationError, match="gradient_checkpointing_every=0: must be >= 1"):
+        TrainConfig(gradient_checkpointing=True, gradient_checkpointing_every=0)
+    with pytest.raises(ValidationError, match="gradient_checkpointing_every=3 without gradient_checkpointing: add "
+                       "--gradient-checkpointing"):
+        TrainConfig(gradient_checkpointing_every=3)
+    args = build_parser().parse_args(["finetune", "--data", "d.csv", "--out", "x", "--gradient-checkpointing",
+                                      "--gradient-checkpointing-every", "2"])
+    train_cfg = finetune.build_config(args).train
+    assert (train_cfg.gradient_checkpointing, train_cfg.gradient_checkpointing_every) == (True, 2)

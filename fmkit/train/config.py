@@ -41,6 +41,9 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass instead of keeping them: lower peak "
         "memory for slower steps")
+    gradient_checkpointing_every: int = Field(
+        1, description="with gradient_checkpointing: recompute every Nth transformer layer (1: all; 2: every other, "
+        "about half the memory saving for about half the extra time, docs/memory.md)")
 
     @field_validator("epochs", "early_stopping_patience", "learning_rate", mode="before")
     @classmethod
@@ -77,6 +80,12 @@ class TrainConfig(BaseModel):
                 errors.append(f"{name}={value}: must be >= 1 or null")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             errors.append(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if self.gradient_checkpointing_every < 1:
+            errors.append(f"gradient_checkpointing_every={self.gradient_checkpointing_every}: must be >= 1 (1 "
+                          "recomputes every layer)")
+        elif self.gradient_checkpointing_every != 1 and not self.gradient_checkpointing:
+            errors.append(f"gradient_checkpointing_every={self.gradient_checkpointing_every} without "
+                          "gradient_checkpointing: add --gradient-checkpointing, or leave the interval at 1")
         if errors:
             raise ValueError("; ".join(errors))
         return self

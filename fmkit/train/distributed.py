@@ -114,9 +114,50 @@ def setup(device_name: str = "auto") -> Ranks:
             raise BadInputError(f"LOCAL_RANK={ranks.local_rank} but only {torch.cuda.device_count()} CUDA devices are "
                                 "visible; start at most one rank per GPU (--nproc-per-node)")
         torch.cuda.set_device(ranks.local_rank)
-    dist.init_process_group(backend=backend)
+    store = attempt_store(ranks)
+    if store is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, store=store, rank=ranks.rank, world_size=ranks.world_size)
     atexit.register(_leave)
     return from_environment()
+
+
+# torchrun's c10d rendezvous (--standalone included) shares its agent's TCPStore with the workers
+# (TORCHELASTIC_USE_AGENT_STORE=True). In torch 2.13 that store is created on the first rendezvous round and kept
+# for every restart, while env:// joins it without a per-attempt prefix (torch/distributed/rendezvous.py: "We create
+# a new TCPStore for every retry"): a restarted group reads the dead group's keys, so gloo's connectFullMesh dials a
+# dead rank's port ("Connection refused") or waits on a stale handshake (a hang). pytorch/pytorch#135712 is the same
+# defect for NCCL. Each attempt therefore gets its own key space in that store.
+AGENT_STORE = "TORCHELASTIC_USE_AGENT_STORE"
+MULTI_NODE_RESTARTS = ("torchrun --max-restarts across several machines: each machine's agent counts its own restarts, "
+                       "so the ranks cannot agree on a fresh store prefix; set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 on "
+                       "every node (each rendezvous round then gets a new store) or a restart may reuse stale keys")
+
+
+def attempt_store(ranks: Ranks, timeout=None):
+    """The agent's store scoped to this restart attempt (``attempt_{TORCHELASTIC_RESTART_COUNT}``), or None where
+    torch's own ``env://`` rendezvous is right: no torchrun agent store, or several machines (their agents' restart
+    counts may differ, pytorch/pytorch#135712; warned once when restarts are allowed)."""
+    if os.environ.get(AGENT_STORE) != str(True):
+        return None
+    if _env_int("GROUP_WORLD_SIZE", 1) != 1:
+        if _env_int("TORCHELASTIC_MAX_RESTARTS", 0) > 0 and ranks.is_main:
+            import warnings
+
+            warnings.warn(MULTI_NODE_RESTARTS, stacklevel=3)
+        return None
+    import torch.distributed as dist
+    from torch.distributed.constants import default_pg_timeout
+
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name):
+            raise BadInputError(f"{AGENT_STORE}=True but {name} is not set; both are set by torchrun: launch with "
+                                f"torchrun, or unset {AGENT_STORE}")
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], _env_int("MASTER_PORT", 0), ranks.world_size, is_master=False,
+                          timeout=timeout or default_pg_timeout)
+    # "default_pg" inside, as init_process_group's own env:// path names it
+    return dist.PrefixStore("default_pg", dist.PrefixStore(f"fmkit/attempt_{ranks.restart_count}", store))
 
 
 def _leave() -> None:

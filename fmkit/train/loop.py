@@ -178,7 +178,7 @@ def train(
         run.callbacks = callbacks if ranks.is_main else []  # rank 0 observes; its stop decision is broadcast
         try:
             if resume:
-                _restore(run)
+                _restore(run, announce or (lambda line: None))
             _run_epochs(run)
             result = _result(run)
         except RuntimeError as error:
@@ -209,7 +209,8 @@ def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric,
     if cfg.gradient_checkpointing:  # before any wrapping: DDP/FSDP must see the checkpointed layers
         from fmkit.train.checkpointing import enable_gradient_checkpointing
 
-        facts["gradient_checkpointing"] = enable_gradient_checkpointing(model)
+        facts["gradient_checkpointing"] = enable_gradient_checkpointing(
+            model, every_n_layers=cfg.gradient_checkpointing_every)
         announce(f"gradient checkpointing: {facts['gradient_checkpointing']}")
     model.to(device)
     search = None
@@ -255,8 +256,9 @@ def _prepare(model, batches, cfg, hooks, loss_fn, evaluate_fn, selection_metric,
                 learning_rate_search=search, parallel=parallel)
 
 
-def _restore(run: _Run) -> None:
-    """``--resume``: weights, optimizer, schedule, RNG, counters and the hooks' state from the last checkpoint."""
+def _restore(run: _Run, announce: Callable[[str], None]) -> None:
+    """``--resume`` (and a torchrun restart): weights, optimizer, schedule, RNG, counters and the hooks' state from the
+    last checkpoint."""
     parallel = run.parallel
     restored = load_checkpoint(run.checkpoint_dir, run.model, run.optimizer, run.scheduler, rank=run.ranks.rank,
                                load_states=parallel.load_states if parallel.sharded is not None else None)
@@ -267,6 +269,8 @@ def _restore(run: _Run) -> None:
     run.state = restored
     run.running_loss = restored.pop("running_loss", None)
     run.hooks.load_state_dict(restored.get("hooks", {}))
+    announce(f"resumed from {run.checkpoint_dir / 'latest'} at optimizer step {restored['step']} (epoch "
+             f"{restored['epoch'] + 1}, batch {restored['batch']})")
 
 
 def _snapshot(run: _Run) -> None:
