@@ -82,8 +82,9 @@ def write_bundle(
 
 
 def _write_on_rank_zero(ranks, out: Path, manifest: Manifest, write_files, overwrite: bool, before_publish) -> Manifest:
-    """Only rank 0 publishes ``out``; the other ranks run the same steps in a private directory they discard (the
-    steps may hold collectives, e.g. distillation's training) and wait for rank 0's result."""
+    """Only rank 0 publishes ``out``; the other ranks run ``write_files`` in a private directory they discard (it may
+    hold collectives, e.g. distillation's training) and wait for rank 0's result. ``before_publish`` (measuring the
+    written bundle) runs on rank 0 only: what a rank > 0 writes is not a bundle (transformers saves on rank 0 only)."""
     import tempfile
 
     from fmkit.train.distributed import on_main
@@ -91,8 +92,6 @@ def _write_on_rank_zero(ranks, out: Path, manifest: Manifest, write_files, overw
     if not ranks.is_main:
         with tempfile.TemporaryDirectory(prefix=f"fmkit-rank{ranks.rank}-") as private:
             write_files(Path(private))
-            if before_publish is not None:
-                before_publish(Path(private), manifest)
     return on_main(ranks, lambda: _publish(out, manifest, write_files, overwrite, before_publish))
 
 

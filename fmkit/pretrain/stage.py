@@ -10,6 +10,7 @@ turns it into a classifier.
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -63,9 +64,10 @@ def _tokenizer_and_model(cfg: PretrainConfig, corpus, work: Path, resume: bool):
 
 
 def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
-                 keep_checkpoints: bool = False, callbacks=()) -> Manifest:
+                 keep_checkpoints: bool = False, callbacks=(), echo=None) -> Manifest:
     """Pretrain per ``cfg`` and write the ``masked-lm`` bundle ``out``; ``callbacks`` watch training
-    (fmkit/train/callbacks.py).
+    (fmkit/train/callbacks.py); ``echo`` gets the loop's choices as lines (the schedule, and under torchrun the ranks
+    and the global batch), from rank 0 only (default: the ``fmkit.pretrain`` logger).
 
     Under torchrun rank 0 trains the tokenizer and packs the corpus first (the others then read its files: on
     several machines ``out`` must be on a shared filesystem), every rank trains, rank 0 scores and writes the
@@ -86,6 +88,7 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
     from fmkit.train.precision import resolve_precision, select_device
 
     ranks = distributed.setup(cfg.train.device)
+    echo = (echo or logging.getLogger("fmkit.pretrain").info) if ranks.is_main else None  # one log for the job
     resume = resume or ranks.restart_count > 0
     out = Path(out)
     if out.exists() and not overwrite:
@@ -145,7 +148,7 @@ def run_pretrain(cfg: PretrainConfig, out: Path, *, resume: bool = False, overwr
 
     result = train(model, batches, train_cfg, loss_fn=mlm_loss, evaluate_fn=evaluate_fn,
                    selection_metric="masked_accuracy", checkpoint_dir=checkpoints, resume=resume,
-                   callbacks=callbacks)
+                   announce=echo, callbacks=callbacks)
     return distributed.on_main(ranks, lambda: _score_and_write(
         cfg, out, overwrite, keep_checkpoints, model, tokenizer, result, batches, eval_batches, device, precision,
         base_record, parent_lineage, corpus, packed, model_facts, started, checkpoints))

@@ -18,16 +18,20 @@ on CUDA (NCCL); on CPU (gloo) it runs too, and fmkit's tests use that (see docs/
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from fmkit.errors import BadInputError
 
 __all__ = ["full_model_state", "full_optimizer_state", "is_sharded", "load_full_model_state",
-           "load_full_optimizer_state", "shard_model", "sharded_layers"]
+           "load_full_optimizer_state", "shard_model", "sharded_layers", "sharded_loss"]
 
 # Methods other than forward that fmkit's losses call on the root (SetFit's pair loss): FSDP must gather the
 # root's weights (embeddings, head) around them as it does around forward.
 ENTRY_METHODS = ("sentence_embedding",)
+# The loop's loss, entered like forward (``sharded_loss``): a loss may then call any submodule of the root.
+LOSS_METHOD = "fmkit_loss"
 SEPARATOR = "/"  # optimizer tensor names: "<parameter name>/<state key>" (parameter names never hold a slash)
 
 
@@ -59,8 +63,9 @@ def shard_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.
 
     Call it after ``model.to(device)`` and gradient checkpointing, and BEFORE building the optimizer: the
     optimizer must hold the sharded parameters. ``device`` is this rank's device (``cuda:LOCAL_RANK`` or cpu).
-    A loss must enter the model through ``forward`` (or a method in ``ENTRY_METHODS``): a call straight into a
-    submodule (``model.bert(...)``) meets sharded embedding weights and fails ("mixed torch.Tensor and DTensor").
+    A loss must enter the model through ``forward``, a method in ``ENTRY_METHODS`` or ``sharded_loss`` (what the
+    loop does): a call straight into a submodule (``model.bert(...)``) outside them meets sharded embedding weights
+    and fails ("mixed torch.Tensor and DTensor").
     """
     dist = _process_group_or_raise("shard_model")
     from torch.distributed.device_mesh import init_device_mesh
@@ -90,7 +95,24 @@ def shard_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.
     for method in ENTRY_METHODS:
         if hasattr(model, method):
             register_fsdp_forward_method(model, method)
+    setattr(model, LOSS_METHOD, types.MethodType(_call_loss, model))
+    register_fsdp_forward_method(model, LOSS_METHOD)
     return model
+
+
+def _call_loss(model: torch.nn.Module, loss_fn, batch: dict):
+    return loss_fn(model, batch)
+
+
+def sharded_loss(model: torch.nn.Module, loss_fn, batch: dict) -> torch.Tensor:
+    """``loss_fn(model, batch)`` on a ``shard_model`` model, inside the root's FSDP hooks as forward would be.
+
+    The root's weights (embeddings, head: everything outside the transformer layers) are gathered before the loss
+    and its gradients reduce-scattered in the backward pass, so a loss may call submodules itself
+    (``fmkit.pretrain.model.mlm_loss``: ``model.bert`` then ``model.cls`` at the masked positions only) or forward
+    several times (the retrieval loss: queries, then candidates). The layers gather around their own forward.
+    """
+    return getattr(model, LOSS_METHOD)(loss_fn, batch)
 
 
 def _aliases(model: torch.nn.Module) -> list[list[str]]:

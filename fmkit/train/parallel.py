@@ -50,6 +50,8 @@ class Parallel:
     def loss(self, batch: dict):
         if self.ddp is not None:
             return self.ddp(batch)
+        if self.sharded is not None:  # inside the root's FSDP hooks: the loss may call submodules (mlm_loss)
+            return fsdp_module().sharded_loss(self.sharded, self.loss_fn, batch)
         return self.loss_fn(self.trained, batch)
 
     def passes(self, last: bool):

@@ -69,6 +69,10 @@ def run(args) -> int:
     args.config_model = CompressConfig
     cfg = build_config(args)
     manifest = run_compress(args.bundle, cfg, args.out, overwrite=args.overwrite)
+    from fmkit.cli import launch
+
+    if not launch.is_main_rank():
+        return 0  # under torchrun (distill): rank 0 wrote the bundle and reports for the job
     summary = {"bundle": args.out, "compression": manifest.compression, "test": manifest.metrics["test"],
                "benchmarks": manifest.benchmarks}
     if args.json:
