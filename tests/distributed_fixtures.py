@@ -56,9 +56,13 @@ def aborted_before_the_kill(result: subprocess.CompletedProcess, kill_rank: int)
 def launch(arguments: list[str], *, timeout: float = 240, is_abort=aborted,
            outputs: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
     """Run a command (torchrun or fmkit); one recorded retry after an unexplained SIGABRT (``is_abort``), with
-    ``outputs`` (what the aborted launch may have written: bundle, checkpoints) removed first."""
+    ``outputs`` and the command's ``--out`` with its checkpoints (what the aborted launch may have written) removed
+    first."""
     import shutil
 
+    if "--out" in arguments:  # the command's own bundle and checkpoints, whatever else the caller names
+        out = Path(arguments[arguments.index("--out") + 1])
+        outputs = (*outputs, out, out.with_name(f"{out.name}.checkpoints"))
     for attempt in (1, 2):
         for path in outputs if attempt == 2 else ():
             shutil.rmtree(path, ignore_errors=True)

@@ -104,7 +104,8 @@ def test_a_killed_fsdp_rank_restarts_from_the_full_state_checkpoint(runs):
     assert f"failed (exitcode: -9) local_rank: {kill_rank} " in result.stdout + result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     every = int(FLAGS[FLAGS.index("--checkpoint-every") + 1])
-    assert (report["restart_count"], report["first_step"], report["world_size"]) == (1, kill_step // every * every + 1, 2)
+    resumed_at = kill_step // every * every + 1  # one after the last checkpoint written before the kill
+    assert (report["restart_count"], report["first_step"], report["world_size"]) == (1, resumed_at, 2)
     # the checkpoint holds the full, unsharded weights under the plain model's names: one process can load it
     from safetensors.torch import load_file
 
