@@ -96,3 +96,41 @@ def largest_relative_difference(left: dict, right: dict) -> float:
         difference = float((left[name].double() - reference.double()).norm())
         worst = max(worst, difference / max(float(reference.double().norm()), 1e-12))
     return worst
+
+
+TOLERANCE = 1e-5  # relative, per tensor, fp32: what "the same weights" means in the distributed tests
+# 320 training rows in batches of 13: 25 batches, so rank 1 has no batch of its own in the last step (a filler
+# with weight 0) and the last batch has 8 rows: both uneven cases of the equivalence are exercised.
+FLAGS = ["--epochs", "1", "--batch-size", "13", "--learning-rate", "5e-3", "--precision", "fp32", "--device", "cpu",
+         "--patience", "none", "--eval-every", "4", "--checkpoint-every", "4", "--no-progress"]
+
+
+def fmkit(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "fmkit", *arguments]
+
+
+def check(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
+    """``result`` of a launch that must have worked; else every rank's error line, then the end of the output."""
+    errors = [line for line in result.stderr.splitlines() if "error:" in line or "Error:" in line]
+    assert result.returncode == 0, (f"{what} failed (exit {result.returncode}):\n" + "\n".join(errors[-12:])
+                                    + f"\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}")
+    return result
+
+
+def one_process(*arguments: str) -> None:
+    """``fmkit ARGUMENTS`` in this process (no launch to pay for) with one torch thread, as each rank has."""
+    import torch
+
+    from fmkit.cli.main import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(list(arguments))
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, f"one process: fmkit {' '.join(arguments[:3])} ... exited {code} (its stderr is captured above)"
+
+
+def manifest(bundle: Path) -> dict:
+    return json.loads((bundle / "fmkit.json").read_text())

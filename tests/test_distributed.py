@@ -10,30 +10,12 @@ recorded as a warning (tests/distributed_fixtures.py), never skipped.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from distributed_fixtures import (WORKER, aborted_before_the_kill, largest_relative_difference, launch, still_bert,
-                                 torchrun, weights)
-
-TOLERANCE = 1e-5
-# 320 training rows in batches of 13: 25 batches, so rank 1 has no batch of its own in the last step (a filler
-# with weight 0) and the last batch has 8 rows: both uneven cases of the equivalence are exercised.
-FLAGS = ["--epochs", "1", "--batch-size", "13", "--learning-rate", "5e-3", "--precision", "fp32", "--device", "cpu",
-         "--patience", "none", "--eval-every", "4", "--checkpoint-every", "4", "--no-progress"]
-
-
-def fmkit(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "fmkit", *arguments]
-
-
-def check(result, what: str):
-    errors = [line for line in result.stderr.splitlines() if "Error" in line or "error:" in line]
-    assert result.returncode == 0, (f"{what} failed ({result.returncode}):\n{result.stdout[-2000:]}\n"
-                                    + "\n".join(errors[-12:]) + "\n" + result.stderr[-3000:])
-    return result
+from distributed_fixtures import (FLAGS, TOLERANCE, WORKER, aborted_before_the_kill, check, fmkit,
+                                 largest_relative_difference, launch, manifest, still_bert, torchrun, weights)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +27,6 @@ def runs(tiny_bert_dir, reviews_csv, tmp_path_factory):
     check(launch(fmkit(*common, "--gradient-accumulation-steps", "2", "--out", str(root / "single"))), "one process")
     ranks = check(launch(fmkit(*common, "--nproc", "2", "--out", str(root / "ddp"))), "2 ranks")
     return root, ranks
-
-
-def manifest(bundle: Path) -> dict:
-    return json.loads((bundle / "fmkit.json").read_text())
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(runs):

@@ -28,53 +28,21 @@ import contextlib
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import synthetic_reviews, write_csv
-from distributed_fixtures import largest_relative_difference, launch, still_bert, torchrun, weights
+from distributed_fixtures import (TOLERANCE, check, fmkit, largest_relative_difference, launch, manifest, one_process,
+                                 still_bert, torchrun, weights)
 from test_pretrain import sentences
 from test_text_retrieval import synthetic_faq
 
-TOLERANCE = 1e-5
 RANKS = 2
 BATCH = 7  # 48 training reviews: 7 batches (the last of 6 rows); 28 training questions at 6: 5 batches (last 4)
 RETRIEVAL_BATCH = 6
 PRETRAIN_BATCH = 8
 COMMON = ["--precision", "fp32", "--device", "cpu", "--no-progress", "--seed", "0"]
-
-
-def fmkit(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "fmkit", *arguments]
-
-
-def succeeded(result, what: str):
-    """``result`` of a launch that must have worked; else every rank's error line, then the end of the output."""
-    errors = [line for line in result.stderr.splitlines() if "error:" in line or "Error:" in line]
-    assert result.returncode == 0, (f"{what} failed (exit {result.returncode}):\n" + "\n".join(errors[-12:])
-                                    + f"\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}")
-    return result
-
-
-def one_process(*arguments: str) -> None:
-    """``fmkit ARGUMENTS`` in this process with one torch thread (each rank's), then the thread count as it was."""
-    import torch
-
-    from fmkit.cli.main import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = main(list(arguments))
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, f"one process: fmkit {' '.join(arguments[:3])} ... exited {code} (its stderr is captured above)"
-
-
-def manifest(bundle: Path) -> dict:
-    return json.loads((bundle / "fmkit.json").read_text())
 
 
 def moved(trained: dict, start: dict) -> float:
@@ -126,7 +94,7 @@ def lora(workspace):
               "--method", "lora", "--lora-r", "4", "--lora-dropout", "0", "--epochs", "1", "--batch-size", str(BATCH),
               "--learning-rate", "5e-3", "--patience", "none", "--eval-every", "2", *COMMON]
     one_process(*common, "--gradient-accumulation-steps", "2", "--out", str(workspace / "lora-single"))
-    ranks = succeeded(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "lora-ddp"))),
+    ranks = check(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "lora-ddp"))),
                       "LoRA on 2 ranks")
     return workspace, ranks
 
@@ -163,7 +131,7 @@ def retrieval(workspace):
               "--max-length", "32", "--hard-negatives", "2", "--epochs", "1", "--batch-size", str(RETRIEVAL_BATCH),
               "--learning-rate", "3e-3", "--patience", "none", "--eval-every", "2", *COMMON]
     one_process(*common, "--gradient-accumulation-steps", "2", "--out", str(workspace / "retrieval-single"))
-    ranks = succeeded(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "retrieval-ddp"))),
+    ranks = check(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "retrieval-ddp"))),
                       "text retrieval on 2 ranks")
     return workspace, ranks
 
@@ -202,7 +170,7 @@ def continued(workspace):
     common = ["pretrain", "--corpus", str(workspace / "corpus.txt"), "--from", str(workspace / "still-bert"),
               *PRETRAIN]
     one_process(*common, "--gradient-accumulation-steps", "2", "--out", str(workspace / "continued-single"))
-    ranks = succeeded(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "continued-ddp"))),
+    ranks = check(launch(fmkit(*common, "--nproc", str(RANKS), "--out", str(workspace / "continued-ddp"))),
                       "continued pretraining on 2 ranks")
     return workspace, ranks
 
@@ -230,7 +198,7 @@ def test_pretraining_from_scratch_on_two_ranks_completes(workspace):
     """Rank 0 trains the tokenizer and packs the corpus, rank 1 reads them; dropout 0.1 differs per rank, so this is
     not compared with one process (see the module docstring)."""
     out = workspace / "scratch-ddp"
-    ranks = succeeded(launch(fmkit("pretrain", "--corpus", str(workspace / "corpus.txt"), "--size", "tiny",
+    ranks = check(launch(fmkit("pretrain", "--corpus", str(workspace / "corpus.txt"), "--size", "tiny",
                                    "--vocab-size", "200", "--min-frequency", "1", *PRETRAIN, "--nproc", str(RANKS),
                                    "--out", str(out))), "pretraining from scratch on 2 ranks")
     bundle = manifest(out)
@@ -284,7 +252,7 @@ def distilled(workspace):
     with environment_variable("TMPDIR", str(scratch)):
         ranks = launch(torchrun(RANKS, "-m", "fmkit", "compress", str(teacher), *DISTILL,
                                 "--out", str(workspace / "distill-ddp")))
-    return workspace, succeeded(ranks, "distillation on 2 ranks")
+    return workspace, check(ranks, "distillation on 2 ranks")
 
 
 def test_distillation_on_two_ranks_matches_one_process_and_rank_0_alone_writes(distilled):

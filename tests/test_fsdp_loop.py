@@ -14,47 +14,12 @@ sizes or NCCL's ring add in another order, so the check is TOLERANCE (1e-5, fp32
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-from distributed_fixtures import (WORKER, aborted_before_the_kill, largest_relative_difference, launch, still_bert,
-                                 torchrun, weights)
-
-TOLERANCE = 1e-5
-# as tests/test_distributed.py: 320 training rows in batches of 13, so the last step has a filler on rank 1
-FLAGS = ["--epochs", "1", "--batch-size", "13", "--learning-rate", "5e-3", "--precision", "fp32", "--device", "cpu",
-         "--patience", "none", "--eval-every", "4", "--checkpoint-every", "4", "--no-progress"]
-
-
-def fmkit(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "fmkit", *arguments]
-
-
-def one_process(*arguments: str) -> None:
-    """``fmkit ARGUMENTS`` in this process (no launch to pay for) with one torch thread, as each rank has."""
-    import torch
-
-    from fmkit.cli.main import main
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = main(list(arguments))
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, f"one process: fmkit {' '.join(arguments[:3])} ... exited {code} (its stderr is captured above)"
-
-
-def check(result, what: str):
-    assert result.returncode == 0, (f"{what} failed ({result.returncode}):\n{result.stdout[-2000:]}\n"
-                                    f"{result.stderr[-6000:]}")
-    return result
-
-
-def manifest(bundle: Path) -> dict:
-    return json.loads((bundle / "fmkit.json").read_text())
+from distributed_fixtures import (FLAGS, TOLERANCE, WORKER, aborted_before_the_kill, check, fmkit,
+                                 largest_relative_difference, launch, manifest, one_process, still_bert, torchrun,
+                                 weights)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +29,7 @@ def runs(tiny_bert_dir, reviews_csv, tmp_path_factory):
     model = still_bert(tiny_bert_dir, root / "still-bert")
     common = ["finetune", "--model", str(model), "--data", str(reviews_csv), *FLAGS]
     one_process(*common, "--gradient-accumulation-steps", "2", "--out", str(root / "single"))
-    ranks = check(launch(fmkit(*common, "--nproc", "2", "--distributed", "fsdp", "--out", str(root / "fsdp")),
-                         outputs=(root / "fsdp",)), "2 FSDP ranks")
+    ranks = check(launch(fmkit(*common, "--nproc", "2", "--distributed", "fsdp", "--out", str(root / "fsdp"))), "2 FSDP ranks")
     return root, ranks
 
 
@@ -137,8 +101,8 @@ def test_continued_pretraining_on_two_fsdp_ranks_matches_one_process(runs):
     (root / "corpus.txt").write_text("\n".join(sentences(120)) + "\n", encoding="utf-8")
     common = ["pretrain", "--corpus", str(root / "corpus.txt"), "--from", str(root / "still-bert"), *PRETRAIN]
     one_process(*common, "--gradient-accumulation-steps", "2", "--out", str(root / "mlm-single"))
-    check(launch(fmkit(*common, "--nproc", "2", "--distributed", "fsdp", "--out", str(root / "mlm-fsdp")),
-                 outputs=(root / "mlm-fsdp",)), "continued pretraining, 2 FSDP ranks")
+    check(launch(fmkit(*common, "--nproc", "2", "--distributed", "fsdp", "--out", str(root / "mlm-fsdp"))),
+          "continued pretraining, 2 FSDP ranks")
     sharded, single = manifest(root / "mlm-fsdp"), manifest(root / "mlm-single")
     difference = largest_relative_difference(weights(root / "mlm-fsdp"), weights(root / "mlm-single"))
     assert difference <= TOLERANCE, difference
