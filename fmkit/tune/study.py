@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from fmkit.errors import BadInputError
+from fmkit.store import redact_url
 
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 90
@@ -24,16 +25,6 @@ GRACE_SECONDS = 90
 def default_storage(out: Path) -> str:
     return f"sqlite:///{(Path(out) / 'study.db').resolve()}"
 
-
-def redact(url: str) -> str:
-    """The URL without its password (it goes into logs, the summary and the registry)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def open_storage(url: str):
@@ -69,10 +60,10 @@ def open_storage(url: str):
         hint = ""
         if url.startswith("postgresql://") and error.name == "psycopg2":
             hint = "; psycopg (3) is the PostgreSQL driver fmkit uses: write postgresql+psycopg://..."
-        raise BadInputError(f"--storage {redact(url)}: the database driver {error.name!r} is not installed{hint}") from None
+        raise BadInputError(f"--storage {redact_url(url)}: the database driver {error.name!r} is not installed{hint}") from None
     except Exception as error:  # sqlalchemy's OperationalError, ArgumentError, NoSuchModuleError...
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BadInputError(f"--storage {redact(url)} is unreachable or not a database Optuna can use: {first}. "
+        raise BadInputError(f"--storage {redact_url(url)} is unreachable or not a database Optuna can use: {first}. "
                             "Check the URL, the server and its credentials") from None
 
 
@@ -132,7 +123,7 @@ def open_study(cfg, out: Path, space: dict):
     if existing is not None:
         stored = existing.user_attrs.get("objectives")
         if stored is not None and stored != objectives:
-            raise BadInputError(f"study {name!r} in {redact(url)} optimises {', '.join(stored)}, not "
+            raise BadInputError(f"study {name!r} in {redact_url(url)} optimises {', '.join(stored)}, not "
                                 f"{', '.join(objectives)}; keep its --objectives, or start another study with "
                                 "another --out or --study-name")
     finished = len(finished_trials(existing)) if existing is not None else 0
@@ -148,7 +139,7 @@ def open_study(cfg, out: Path, space: dict):
         notes.append(f"the search space differs from the one study {name!r} started with; earlier trials keep "
                      "their values (Optuna samples the new space from here on)")
         study.set_user_attr("space", space)
-    return study, redact(url), notes
+    return study, redact_url(url), notes
 
 
 def run_worker(study, plan, trials: int, echo) -> dict:
