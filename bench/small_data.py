@@ -21,7 +21,8 @@ Methods, each with defaults only: ``full`` (``fmkit finetune``), ``lora`` (``--m
 frozen base model's features, fitted on the same training rows, scored on the same test rows),
 ``tfidf`` (TF-IDF word 1-2 grams + logistic regression, C picked on the same validation rows; text)
 and ``pixels`` (logistic regression on raw pixels; images), ``frozen-efficientnet`` (the same baseline on
-ImageNet EfficientNet-Lite0 features: what ``--model efficientnet-lite0`` would have to beat; images).
+ImageNet EfficientNet-Lite0 features at its 224 px default; images: the default ``model: auto`` trains
+EfficientNet-Lite0 at 64 px below 10,000 training images, so ``frozen`` is its probe at 64 px).
 Results go to WORK/results/SET.json,
 one file per set, merged with what earlier commands of the same set wrote.
 """
@@ -139,6 +140,8 @@ def finetune(paths: dict, out: Path, extra: list[str]) -> dict:
             "learning_rate": training.get("learning_rate", manifest["lineage"][-1]["config"]["train"]["learning_rate"]),
             "class_weights": training.get("class_weights"), "status": training.get("status", "ok"),
             "head": training.get("head"), "split_sizes": manifest["data"].get("split_sizes"),
+            "model_choice": training.get("model_choice"), "architecture": training.get("architecture"),
+            "input_size": training.get("input_size"),
             "recorded_baseline": training.get("baseline")}
 
 

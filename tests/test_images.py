@@ -225,7 +225,7 @@ def test_task_is_inferred_from_model_and_data(tmp_path, reviews_csv):
     assert task_of_settings({"model": "minilm", "data": {"source": str(reviews_csv)}}) == "text-classification"
     assert isinstance(finetune_config({"data": {"source": str(reviews_csv)}}), FinetuneConfig)
     image = finetune_config({"data": {"source": "fashion-mnist"}, "input_size": 64})
-    assert isinstance(image, ImageFinetuneConfig) and image.model == "cnn" and image.augment
+    assert isinstance(image, ImageFinetuneConfig) and image.model == "auto" and image.augment
     with pytest.raises(BadInputError, match="unknown task 'image-clasification'.*Did you mean 'image-classification'"):
         task_of_settings({"task": "image-clasification", "data": {"source": "x"}})
 
@@ -313,6 +313,51 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert clean.keys() == resumed.keys()
     for name in clean:
         torch.testing.assert_close(resumed[name], clean[name], rtol=0, atol=0)
+
+
+def test_model_auto_picks_pretrained_below_the_threshold_and_cnn_above(tmp_path):
+    from fmkit.finetune.images.config import ImageFinetuneConfig
+
+    images, labels = corner_images(40, size=12)
+    np.savez(tmp_path / "set.npz", images=images, labels=labels)
+    cfg = ImageFinetuneConfig(data={"source": str(tmp_path / "set.npz")})
+    data = load_image_classification(cfg.data)
+    train_rows = len(data.splits["train"])
+    assert cfg.model == "auto"
+    small, why = cfg.resolved_for(data)
+    assert (small.model, small.input_size) == ("efficientnet-lite0", 64) and cfg.model == "auto"  # a copy
+    assert why["chosen"] == "efficientnet-lite0" and why["train_rows"] == train_rows and why["input_size"] == 64
+    assert f"{train_rows} training images < pretrained_below_rows=10000" in why["reason"]
+    large, why = cfg.model_copy(update={"pretrained_below_rows": train_rows}).resolved_for(data)  # at the threshold
+    assert (large.model, large.input_size, why["chosen"]) == ("cnn", None, "cnn") and ">=" in why["reason"]
+    sized, _ = cfg.model_copy(update={"input_size": 96}).resolved_for(data)
+    assert (sized.model, sized.input_size) == ("efficientnet-lite0", 96)  # an explicit size is kept
+    explicit = ImageFinetuneConfig(model="cnn", data=cfg.data)
+    assert explicit.resolved_for(data) == (explicit, {})
+    with pytest.raises(ValueError, match="pretrained_below_rows"):
+        ImageFinetuneConfig(data=cfg.data, pretrained_below_rows=-1)
+
+
+@pytest.mark.filterwarnings("ignore:the model does NOT beat the baseline")  # one step: not the point here
+def test_model_auto_trains_efficientnet_and_its_baseline_probes_the_same_network(tmp_path):
+    from fmkit.finetune.images.config import ImageFinetuneConfig
+    from fmkit.finetune.stage import run_finetune
+
+    images, labels = corner_images(40, size=12)
+    np.savez(tmp_path / "set.npz", images=images, labels=labels)
+    cfg = ImageFinetuneConfig(data={"source": str(tmp_path / "set.npz")}, augment=False,
+                              train={"max_steps": 1, "batch_size": 8, "progress": False, "precision": "fp32",
+                                     "device": "cpu"})
+    lines = []
+    manifest = run_finetune(cfg, tmp_path / "auto", echo=lines.append)
+    assert any(line.startswith("model auto: efficientnet-lite0 at 64 px") for line in lines)
+    assert manifest.training["model_choice"]["chosen"] == "efficientnet-lite0"
+    assert manifest.training["architecture"] == "efficientnet-lite0" and manifest.training["input_size"] == 64
+    assert manifest.lineage[-1].config["model"] == "efficientnet-lite0"  # what evaluate's baseline refits on
+    assert manifest.lineage[-1].config["input_size"] == 64 and manifest.base_model["digest"].startswith("sha256:")
+    assert manifest.training["baseline"]["encoder"].startswith("efficientnet-lite0 (ImageNet")
+    config = json.loads((tmp_path / "auto" / "image_config.json").read_text())
+    assert (config["architecture"], config["input_size"]) == ("efficientnet-lite0", 64)
 
 
 def test_efficientnet_weights_load_strictly():

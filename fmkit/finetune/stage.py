@@ -93,7 +93,13 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     if not label_ids["train"]:  # before the base model is loaded and every split encoded
         raise BadInputError(f"{cfg.data.source}: the training split is empty; add {task.examples} or lower the "
                             "held-out fractions")
+    resolved_for = getattr(cfg, "resolved_for", None)  # a config's "auto" choices that depend on the data (images)
+    cfg, choice = resolved_for(data) if resolved_for is not None else (cfg, {})
+    if choice:
+        echo(choice["reason"])
     setup = task.prepare(cfg, data)
+    if choice:
+        setup.facts["model_choice"] = choice
     if cfg.train.learning_rate is None:
         update = {"learning_rate": setup.default_learning_rate}
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=update)})

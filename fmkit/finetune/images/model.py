@@ -34,6 +34,7 @@ def build_model(cfg: ImageFinetuneConfig, data):
     from fmkit.models.images import CONFIG_FILE, IMAGE_MODELS, WEIGHTS_FILE
     from fmkit.tasks import bundle_task
 
+    cfg, _ = cfg.resolved_for(data)  # model auto (run_finetune resolved and logged it already; direct calls too)
     torch.manual_seed(cfg.train.seed)  # the new head's initialisation
     if cfg.model in IMAGE_MODELS:
         config = network_config(cfg, cfg.model, data)
