@@ -14,7 +14,10 @@ fine-tuned encoder), each indexing all 503 answers and calibrated on the validat
 and evaluates both on the held-out questions with ``fmkit assistant evaluate``: BM25, zero-shot
 MiniLM, the fine-tuned encoder and hybrid (fine-tuned + BM25 by reciprocal-rank fusion) MRR@10 in
 the same run, the handoff's precision/coverage at the chosen threshold, and the latency of ``ask``
-(one question at a time). Results: WORK/results.json (WORK/results-intent.json with --intent); the targets are checked at the end.
+(one question at a time). ``--int8`` (``fmkit compress --method quantize-dynamic``) or ``--onnx`` (``--method
+export-onnx``, fp32, parity-checked) makes a variant of the encoder and of the intent classifier in ``train``, and
+``measure`` serves both from it (each bundle on its own runtime), measuring the PyTorch fp32 encoder beside it.
+Results: WORK/results[-intent][-int8|-onnx].json; the targets are checked at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ HELD_OUT, VALIDATION = 0.2, 0.1
 TARGET_GAIN, TARGET_PRECISION, TARGET_COVERAGE, TARGET_P99_MS = 0.10, 0.90, 0.70, 30.0
 
 
-def cli(*argv: str) -> str:
+def cli(*argv: str, allowed: tuple[int, ...] = (0,)) -> str:
     """Run one fmkit command in this process; its stdout (the --json output) is returned."""
     from fmkit.cli.main import main
 
@@ -41,9 +44,35 @@ def cli(*argv: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(list(argv))
-    if code != 0:
+    if code not in allowed:
         sys.exit(f"fmkit {' '.join(argv)} exited {code}")
     return out.getvalue()
+
+
+VARIANTS = {"int8": "quantize-dynamic", "onnx": "export-onnx"}  # --int8 / --onnx: WORK/NAME-int8, WORK/NAME-onnx
+
+
+def variant_of(args) -> str | None:
+    if args.int8 and args.onnx:
+        sys.exit("--int8 and --onnx: choose one variant to serve")
+    return "int8" if args.int8 else "onnx" if args.onnx else None
+
+
+def compress(bundle: Path, variant: str) -> None:
+    """BUNDLE-VARIANT on ONNX Runtime. A variant over the default accuracy budget is still written (marked
+    failed, exit 1): the bench serves it anyway and reports its status and its own measured figures."""
+    out = bundle.parent / f"{bundle.name}-{variant}"
+    if not (out / "fmkit.json").is_file():
+        # --json: the text summary fails on an encoder's figures (they have no peak RSS)
+        cli("compress", str(bundle), "--method", VARIANTS[variant], "--out", str(out), "--json", allowed=(0, 1))
+
+
+def compression_status(bundle: Path) -> dict | None:
+    manifest = json.loads((bundle / "fmkit.json").read_text(encoding="utf-8"))
+    compression = manifest.get("compression")
+    if not compression:
+        return None
+    return {key: compression.get(key) for key in ("method", "status", "accuracy_drop_points", "max_accuracy_drop_points")}
 
 
 def split(work: Path) -> Path:
@@ -63,11 +92,14 @@ def train(args) -> None:
         cli("finetune", "--task", "text-retrieval", "--model", "minilm", "--data", str(data / "train.csv"),
             "--query-column", "q", "--document-column", "a", "--no-progress", *shlex.split(args.encoder_args),
             "--out", str(work / "encoder"))
-    if args.int8 and not (work / "encoder-int8" / "fmkit.json").is_file():
-        cli("compress", str(work / "encoder"), "--method", "quantize-dynamic", "--out", str(work / "encoder-int8"))
     if args.intent and not (work / "intents" / "fmkit.json").is_file():
         cli("finetune", "--model", "minilm", "--data", str(data / "train.csv"), "--text-column", "q",
             "--label-column", "category", "--no-progress", "--out", str(work / "intents"))
+    variant = variant_of(args)
+    if variant:
+        compress(work / "encoder", variant)
+        if args.intent:
+            compress(work / "intents", variant)
     print(f"trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
@@ -83,19 +115,30 @@ def build_and_evaluate(work: Path, data: Path, name: str, encoder: str, intents:
 def measure(args) -> None:
     work = Path(args.work)
     data = split(work)
-    encoder = work / ("encoder-int8" if (work / "encoder-int8" / "fmkit.json").is_file() and args.int8 else "encoder")
+    variant = variant_of(args)
+
+    def served(name: str) -> Path:  # the --int8/--onnx variant, when train made it
+        made = variant and (work / f"{name}-{variant}" / "fmkit.json").is_file()
+        return work / (f"{name}-{variant}" if made else name)
+
+    encoder = served("encoder")
     if not (encoder / "fmkit.json").is_file():
         sys.exit(f"{encoder} is missing: run `bench/assistant.py train --work {work}` first")
-    intents = work / "intents" if args.intent and (work / "intents" / "fmkit.json").is_file() else None
+    intents = served("intents") if args.intent and (work / "intents" / "fmkit.json").is_file() else None
     started = time.perf_counter()
     zero_shot = build_and_evaluate(work, data, "zero-shot", "minilm", None)
     tuned = build_and_evaluate(work, data, "fine-tuned", str(encoder), intents)
+    # the fp32 encoder alone too when the assistant serves a variant: what quantizing cost on these questions
+    fp32 = (build_and_evaluate(work, data, "fine-tuned-fp32", str(work / "encoder"), None)
+            if encoder != work / "encoder" else None)
     ways = tuned["ways"]
     mrr = {"bm25": ways["bm25"]["mrr@10"], "zero-shot minilm": zero_shot["ways"]["dense"]["mrr@10"],
            "fine-tuned": ways["dense"]["mrr@10"], "hybrid (fine-tuned + bm25)": ways["hybrid"]["mrr@10"],
            "hybrid (zero-shot + bm25)": zero_shot["ways"]["hybrid"]["mrr@10"]}
     if "dense+intent" in ways:
         mrr["fine-tuned + intent routing"] = ways["dense+intent"]["mrr@10"]
+    if fp32 is not None:
+        mrr["fine-tuned fp32 (not served)"] = fp32["ways"]["dense"]["mrr@10"]
     best_baseline = max(mrr["bm25"], mrr["zero-shot minilm"])
     answered = 1 - tuned["handoff_rate"]
     results = {
@@ -111,6 +154,11 @@ def measure(args) -> None:
         "zero_shot_assistant": {key: zero_shot[key] for key in ("retrieval", "mrr@10", "handoff_rate",
                                                                 "accuracy_answered", "latency_ms")},
         "encoder": str(encoder), "intents": str(intents) if intents else None,
+        "compression": {"encoder": compression_status(encoder),
+                        "intents": compression_status(intents) if intents else None},
+        "fp32_assistant": None if fp32 is None else {
+            key: fp32[key] for key in ("retrieval", "mrr@10", "recall@1", "handoff_rate", "accuracy_answered",
+                                       "latency_ms")},
         "targets": {
             "fine-tuned MRR@10 - best of BM25/zero-shot >= 0.10": round(mrr["fine-tuned"] - best_baseline, 4),
             "precision of answered >= 0.90": tuned["accuracy_answered"],
@@ -123,7 +171,8 @@ def measure(args) -> None:
                 "latency": tuned["latency_ms"]["p99"] <= TARGET_P99_MS},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (work / ("results-intent.json" if intents else "results.json")).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    name = "results" + ("-intent" if intents else "") + (f"-{variant}" if encoder != work / "encoder" else "")
+    (work / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 
@@ -134,7 +183,10 @@ def main() -> None:
     parser.add_argument("--intent", action="store_true", help="fine-tune and use the intent classifier too")
     parser.add_argument("--encoder-args", default="", help="extra `fmkit finetune` flags for the encoder, e.g. "
                         "'--document-queries --symmetric' (train removes nothing: delete WORK/encoder to retrain)")
-    parser.add_argument("--int8", action="store_true", help="quantize the encoder to INT8 ONNX and serve from it")
+    parser.add_argument("--int8", action="store_true", help="quantize the encoder (and the intent classifier) to "
+                        "INT8 ONNX (quantize-dynamic) and serve from them")
+    parser.add_argument("--onnx", action="store_true", help="export the encoder (and the intent classifier) to fp32 "
+                        "ONNX (export-onnx) and serve from them")
     args = parser.parse_args()
     train(args) if args.step == "train" else measure(args)
 

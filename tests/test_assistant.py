@@ -361,3 +361,25 @@ def test_calibration_leaves_out_questions_the_intent_classifier_trained_on(tiny_
     handoff = manifest["handoff"]
     assert handoff["calibration_source"].startswith("the FAQ's own questions, less 96 the intent classifier")
     assert handoff["calibration_questions"] == 120 - 96  # its validation and test questions only
+
+
+def test_an_int8_intent_bundle_runs_on_onnx_runtime_inside_the_assistant(tiny_bert_dir, tiny_bundle, faq, held_out,
+                                                                         tmp_path):
+    """`fmkit compress --method quantize-dynamic` on the intent bundle: the assistant runs it on its own runtime
+    (ONNX Runtime INT8, no second PyTorch forward) and evaluate names both runtimes beside the latency."""
+    from fmkit.apps.assistant import Assistant
+    from fmkit.apps.assistant.evaluate import evaluate_assistant
+    from fmkit.compress import CompressConfig
+    from fmkit.compress.stage import run_compress
+
+    variant = tmp_path / "intents-int8"
+    run_compress(tiny_bundle, CompressConfig(method="quantize-dynamic", max_accuracy_drop=100,
+                                             measure={"latency_samples": 10, "threads": 1}), variant)
+    out = tmp_path / "int8-intents"
+    build(tiny_bert_dir, faq, out, intent_column="category", intent_bundle=str(variant))
+    assistant = Assistant.open(out)
+    runtime = json.loads((out / "intent" / "fmkit.json").read_text())["runtime"]
+    assert runtime.startswith("onnx") and assistant.retriever.intent.runtime == runtime
+    assert assistant.ask("the film was wonderful item4")["intent"]["label"] == "pos"
+    result = evaluate_assistant(assistant, str(held_out), "q", "a", write_report=False)
+    assert result["latency_ms"]["intent_runtime"] == runtime and result["latency_ms"]["runtime"] == "torch"

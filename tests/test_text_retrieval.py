@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,19 @@ def test_onnx_and_int8_variants_keep_the_embeddings_and_record_ranking_metrics(r
         assert np.abs(vectors - reference).max() < tolerance
         manifest = read_manifest(out)
         assert manifest.compression["status"] == "ok" and "mrr@10" in manifest.metrics["test"]
+
+
+def test_cli_compress_of_an_encoder_prints_its_measured_figures(retrieval_bundle, tmp_path, capsys):
+    """The text summary of `fmkit compress ENCODER` (not --json) names the encoder's figures, peak RSS included."""
+    from fmkit.cli.main import main as cli
+
+    out = tmp_path / "encoder-onnx"
+    assert cli(["compress", str(retrieval_bundle), "--method", "export-onnx", "--out", str(out),
+                "--max-accuracy-drop", "100", "--latency-samples", "10", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (export-onnx)" in printed
+    assert re.search(r"onnx: p50 \d+\.\d ms, p95 \d+\.\d ms, \d+\.\d texts/s at batch 32, \d+\.\d MB, peak RSS \d+ MB",
+                     printed), printed
 
 
 def test_lora_trains_the_encoder_and_saves_merged_weights_and_the_adapter(tiny_bert_dir, faq_csv, tmp_path):

@@ -101,6 +101,7 @@ def evaluate_variant(path: Path, context) -> dict:
 def measure_encoder(path: Path, texts: list[str], measure) -> dict:
     """Latency of one query (p50/p95/p99), texts/s at batch ``throughput_batch``, size; in this process."""
     import datetime
+    import resource
     import time
 
     from fmkit.runtime.embeddings import load_encoder
@@ -122,5 +123,7 @@ def measure_encoder(path: Path, texts: list[str], measure) -> dict:
             **{f"latency_p{q}_ms": float(np.percentile(latencies, q)) for q in (50, 95, 99)},
             "latency_samples": len(latencies), "throughput_batch": measure.throughput_batch,
             "throughput_per_second": len(texts) / elapsed, "throughput_texts": len(texts),
+            # the process's peak so far, as the classification measure reports it (same column in compare)
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "size_bytes": model_size_bytes(Path(path)), "parameters": parameter_count(Path(path)),
             "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

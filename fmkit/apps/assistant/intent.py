@@ -28,6 +28,7 @@ class IntentModel:
                                 "--text-column Q --label-column CATEGORY --out models/intents`")
         self.labels = list(self.model.labels)
         self.digest = self.model.manifest.content_digest
+        self.runtime = self.model.manifest.runtime  # the bundle's own: "onnx" for an export-onnx or quantize-dynamic variant
         test = self.model.manifest.metrics.get("test", {})
         self.accuracy = test.get("accuracy")
 

@@ -86,7 +86,19 @@ def run(args) -> int:
               f"{total_text} in total; budget {c['max_accuracy_drop_points']} {c['accuracy_budget']}) "
               f"status {c['status']}")
         for runtime, figures in manifest.benchmarks.items():
-            print(f"  {runtime}: p50 {figures['latency_p50_ms']:.1f} ms, p95 {figures['latency_p95_ms']:.1f} ms, "
-                  f"{figures['throughput_per_second']:.1f} texts/s at batch {figures['throughput_batch']}, "
-                  f"{figures['size_bytes'] / 1e6:.1f} MB, peak RSS {figures['peak_rss_mb']:.0f} MB")
+            print(f"  {runtime}: {benchmark_line(figures)}")
     return 0
+
+
+def benchmark_line(figures: dict) -> str:
+    """One runtime's measured figures; a figure the task's measure does not record is left out, not a crash."""
+    parts = [template.format(figures[key]) for key, template in (
+        ("latency_p50_ms", "p50 {:.1f} ms"), ("latency_p95_ms", "p95 {:.1f} ms"),
+        ("throughput_per_second", "{:.1f} texts/s")) if figures.get(key) is not None]
+    if figures.get("throughput_batch") is not None and parts and parts[-1].endswith("texts/s"):
+        parts[-1] += f" at batch {figures['throughput_batch']}"
+    if figures.get("size_bytes") is not None:
+        parts.append(f"{figures['size_bytes'] / 1e6:.1f} MB")
+    if figures.get("peak_rss_mb") is not None:
+        parts.append(f"peak RSS {figures['peak_rss_mb']:.0f} MB")
+    return ", ".join(parts)
