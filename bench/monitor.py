@@ -24,7 +24,8 @@ False alarms: alerts on "clean" replays whose sentiments are permuted across the
 alerts are reported separately (they include genuine news such as the March-2020 crash).
 
 ``throughput`` replays the scored-from-scratch stream through M2's engine (fmkit.apps.monitor.engine
-.Monitor: parse -> score -> store -> series -> alerts) and reports headlines/s end to end.
+.Monitor: parse -> score -> store -> series -> alerts) and reports headlines/s end to end, and the
+part of the time spent inside the scorer.
 Results: WORK/detection.json, WORK/throughput.json; targets are printed beside the figures.
 """
 
@@ -240,11 +241,23 @@ def throughput(args) -> None:
     headlines = guardian_headlines()
     events = [{"id": row.id, "time": row.time.isoformat(), "text": row.text} for row in headlines.itertuples()]
     cfg = MonitorConfig(sentiment=args.sentiment, topics=args.topics, interval=args.interval,
-                        workspace=str(work / "workspace"))
+                        workspace=str(work / "workspace"), topic_encoder=args.topic_encoder,
+                        **({"batch_size": args.batch_size} if args.batch_size else {}))
     monitor = Monitor(cfg, out, log=print)
     loading = time.perf_counter()
     monitor.scorer.score(["warm-up headline"])  # model loading is startup, not throughput: timed apart
     loaded = time.perf_counter()
+    scoring = []  # seconds inside the scorer, to split the end-to-end time into scoring and the rest
+    score = monitor.scorer.score
+
+    def timed_score(texts):
+        started = time.perf_counter()
+        try:
+            return score(texts)
+        finally:
+            scoring.append(time.perf_counter() - started)
+
+    monitor.scorer.score = timed_score
     for start in range(0, len(events), args.chunk):
         monitor.ingest(events[start:start + args.chunk], refresh=False)
     alerts = monitor.refresh(force=True)
@@ -255,6 +268,7 @@ def throughput(args) -> None:
     facts = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "events": len(events),
              "chunk": args.chunk, "batch_size": cfg.batch_size, "load_seconds": round(loaded - loading, 2),
              "seconds": round(seconds, 2), "events_per_second": round(len(events) / seconds, 1),
+             "score_seconds": round(sum(scoring), 2), "other_seconds": round(seconds - sum(scoring), 2),
              "series_rows": len(series), "alerts": len(alerts), "counts": dict(monitor.counts),
              "scorer": monitor.scorer.describe(), "target_events_per_second": 1000}
     (work / "throughput.json").write_text(json.dumps(facts, indent=2, default=str) + "\n", encoding="utf-8")
@@ -273,6 +287,10 @@ def main() -> None:
         command.add_argument("--threshold", type=float, default=None,
                              help="detect: the zscore threshold to measure (default: DetectorConfig's)")
         command.add_argument("--chunk", type=int, default=500, help="throughput: events per ingest call")
+        command.add_argument("--topic-encoder", default="auto", help="throughput: MonitorConfig.topic_encoder "
+                             "(auto, sentiment, minilm)")
+        command.add_argument("--batch-size", type=int, default=None,
+                             help="throughput: MonitorConfig.batch_size (default: the config's)")
     args = parser.parse_args()
     {"score": score, "detect": detect_figures, "sweep": sweep, "throughput": throughput}[args.command](args)
 

@@ -6,9 +6,11 @@ Builds (or reuses) the default sentiment bundle in WORK/workspace exactly as ``f
 does on first use, then measures on the gold set's TEST half (the rows that never train it):
 macro-F1 and accuracy of the Loughran-McDonald lexicon, the fine-tuned bundle and its INT8 ONNX
 variant (the one the scorer runs); topic micro-F1 of the default few-shot topics over a grid of
-thresholds (the threshold picked on the gold TRAIN half); and the scorer's throughput (sentiment +
-topics, end to end through ``Scorer.score``) on all 4,080 Guardian headlines on ``--threads``
-threads. Results: WORK/results.json; the targets are checked at the end.
+thresholds (the threshold picked on the gold TRAIN half) for each topic encoder: zero-shot MiniLM fp32 on
+PyTorch (the reference), its INT8 ONNX export (topic_encoder.py), and the sentiment bundle's own INT8
+encoder (shared_encoder.py: one forward for both); and the scorer's throughput (sentiment + topics, end
+to end through ``Scorer.score``) on all 4,080 Guardian headlines on ``--threads`` threads, for each.
+Results: WORK/results.json; the targets are checked at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 TARGET_GAIN, TARGET_COMPRESSED_DROP, TARGET_THROUGHPUT = 0.10, 1.0, 1000.0
-THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55)
+THRESHOLDS = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))  # 0.30 ... 0.90
 
 
 def sentiment_metrics(gold: list[dict], predicted: list[str]) -> dict:
@@ -75,7 +77,8 @@ def main() -> int:
     from fmkit.apps.monitor.gold import gold_split, guardian_headlines
     from fmkit.apps.monitor.lexicon import lexicon_labels
     from fmkit.apps.monitor.scoring import Scorer, load_scorer
-    from fmkit.apps.monitor.sentiment import FULL, DefaultSentimentSettings, default_sentiment_bundle
+    from fmkit.apps.monitor.sentiment import FULL, BundleSentiment, DefaultSentimentSettings, default_sentiment_bundle
+    from fmkit.apps.monitor.topic_encoder import int8_topic_encoder
     from fmkit.apps.monitor.topics import DEFAULT_TOPICS_FILE, AllTopics, ExampleTopics
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -109,8 +112,14 @@ def main() -> int:
         return 0
     stream = [row["text"] for row in guardian_headlines()]
     results["topics"], results["throughput_headlines_per_s"] = {}, {"headlines": len(stream)}
-    for precision in ("fp32", "bf16"):
-        topics = ExampleTopics(DEFAULT_TOPICS_FILE, threads=args.threads, precision=precision)
+    workspace = args.work / "workspace"
+    shared_sentiment = BundleSentiment(compressed, threads=args.threads, share_encoder=True)
+    encoders = {  # the few-shot topics' encoder: the fp32 PyTorch reference and the two fast ones the scorer runs
+        "minilm fp32 (torch)": lambda: "minilm",
+        "minilm int8 (onnx)": lambda: int8_topic_encoder("minilm", workspace, threads=args.threads, log=log),
+        "shared (sentiment bundle int8)": shared_sentiment.topic_encoder}
+    for name, make in encoders.items():
+        topics = ExampleTopics(DEFAULT_TOPICS_FILE, threads=args.threads, encoder=make())
         train_similarity = topics.similarities([row["text"] for row in train])
         test_similarity = topics.similarities(texts)
         grid = {}
@@ -119,18 +128,26 @@ def main() -> int:
             grid[str(threshold)] = {"train": topic_micro_f1(train, topics.assign([], train_similarity)),
                                     "test": topic_micro_f1(test, topics.assign([], test_similarity))}
         chosen = max(THRESHOLDS, key=lambda t: grid[str(t)]["train"]["micro_f1"])
-        results["topics"][precision] = {"thresholds": grid, "chosen_on_train": chosen,
-                                        "test_at_chosen": grid[str(chosen)]["test"]}
-        scorer = load_scorer(str(compressed), "default", workspace=args.work / "workspace", threshold=chosen,
-                             log=log, threads=args.threads, topic_precision=precision)
-        results["throughput_headlines_per_s"][f"int8+topics({precision})"] = throughput(scorer, stream)
-        results["throughput_headlines_per_s"][f"topics({precision}) only"] = throughput(
-            Scorer(_Neutral(), scorer.topics), stream)
-    results["throughput_headlines_per_s"]["int8 sentiment only"] = throughput(Scorer(scorer.sentiment, AllTopics()),
-                                                                              stream)
+        topics.threshold = chosen
+        results["topics"][name] = {"thresholds": grid, "chosen_on_train": chosen,
+                                   "test_at_chosen": grid[str(chosen)]["test"], "runtime": topics.encoder.runtime
+                                   if not isinstance(topics.encoder, str) else "torch"}
+        sentiment = shared_sentiment if name.startswith("shared") else BundleSentiment(compressed, threads=args.threads)
+        results["throughput_headlines_per_s"][f"int8 sentiment + topics, {name}"] = throughput(
+            Scorer(sentiment, topics), stream)
+        if not name.startswith("shared"):
+            results["throughput_headlines_per_s"][f"topics only, {name}"] = throughput(Scorer(_Neutral(), topics),
+                                                                                        stream)
+    reference = results["topics"]["minilm fp32 (torch)"]["test_at_chosen"]["micro_f1"]
+    for name, figures in results["topics"].items():
+        figures["test_micro_f1_drop_points_vs_fp32"] = round(100 * (reference - figures["test_at_chosen"]["micro_f1"]),
+                                                             2)
+    results["throughput_headlines_per_s"]["int8 sentiment only"] = throughput(
+        Scorer(BundleSentiment(compressed, threads=args.threads), AllTopics()), stream)
     results["throughput_headlines_per_s"]["lexicon sentiment only"] = throughput(
-        load_scorer("lexicon", None, workspace=args.work / "workspace", log=log), stream)
-    best = max(value for key, value in results["throughput_headlines_per_s"].items() if key.startswith("int8+"))
+        load_scorer("lexicon", None, workspace=workspace, log=log), stream)
+    best = max(value for key, value in results["throughput_headlines_per_s"].items()
+               if key.startswith("int8 sentiment + topics"))
     results["targets"] = {
         "macro_f1 >= lexicon + 10 points": results["gain_vs_lexicon_points"] >= 100 * TARGET_GAIN,
         "int8 within 1 point of full (accuracy)": (not results.get("int8_is_full_bundle"))

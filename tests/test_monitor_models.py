@@ -143,3 +143,88 @@ def test_scorer_contract_on_the_onnx_bundle_in_micro_batches(tiny_default, tmp_p
     assert described["sentiment"]["runtime"] == "onnx" and described["sentiment"]["digest"]
     with pytest.raises(AttributeError):
         scores[0].value = 0.0  # frozen
+
+
+def _topics_file(tmp_path) -> Path:
+    path = tmp_path / "topics.json"
+    path.write_text(json.dumps({"losses": ["shares plunge as losses mount", "oil slumps"],
+                                "gains": ["profits soar", "markets rally"]}))
+    return path
+
+
+def test_shared_encoder_is_the_bundles_own_graph_with_its_head_input_as_a_second_output(tiny_default):
+    import fmkit
+    from fmkit.apps.monitor.shared_encoder import EmbeddingOnnxRuntime
+
+    path = tiny_default[3]
+    texts = ["Shares plunge as losses mount", "Profits soar", "Sunak meets bankers", "Oil slumps"]
+    shared = EmbeddingOnnxRuntime(path)
+    logits, vectors = shared.logits_and_embeddings(texts)
+    assert shared.runtime == "onnx-int8" and vectors.shape == (len(texts), 32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # the bundle's own logits (fmkit.load pads to a multiple of 8: INT8 activations quantize per batch)
+    assert np.allclose(logits, fmkit.load(path).logits(texts), atol=0.05)
+    assert np.allclose(shared.predict_proba(texts).sum(axis=1), 1.0, atol=1e-5)  # still a full runtime
+    assert not (path / "model.onnx").read_bytes().count(b"sentence_embedding")  # the bundle's file is untouched
+
+
+def test_head_input_refuses_a_graph_without_a_linear_head():
+    from onnx import TensorProto, helper
+
+    from fmkit.apps.monitor.shared_encoder import head_input
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    with pytest.raises(BadInputError, match="no linear layer"):
+        head_input(graph)
+
+
+def test_scorer_shares_the_sentiment_encoder_with_the_topics_in_one_forward(tiny_default, tmp_path):
+    from fmkit.apps.monitor.scoring import load_scorer
+    from fmkit.apps.monitor.topics import SHARED_THRESHOLD
+
+    path, topics = tiny_default[3], _topics_file(tmp_path)
+    texts = ["Shares plunge as losses mount", "Profits soar", "Sunak meets bankers", "Oil slumps", "Markets rally"]
+    shared = load_scorer(str(path), str(topics), workspace=tmp_path, log=lambda line: None, batch_size=2,
+                         topic_encoder="sentiment")
+    described = shared.describe()
+    assert shared.shared and described["one_forward"] and described["sentiment"]["shares_encoder_with_topics"]
+    assert described["topics"]["encoder"] == str(path) and described["topics"]["runtime"] == "onnx-int8"
+    assert shared.topics.threshold == SHARED_THRESHOLD
+    scores = shared.score(texts)
+    # the same topics as the topic model computes on its own from the same encoder, the same sentiment as the bundle
+    alone = [topic for start in range(0, len(texts), 2) for topic in shared.topics.assign(texts[start:start + 2])]
+    assert [score.topics for score in scores] == alone
+    plain = load_scorer(str(path), None, workspace=tmp_path, log=lambda line: None, batch_size=2).score(texts)
+    assert [s.sentiment for s in scores] == [s.sentiment for s in plain]
+    assert np.allclose([s.value for s in scores], [s.value for s in plain], atol=0.05)
+    auto = load_scorer(str(path), str(topics), workspace=tmp_path, log=lambda line: None, batch_size=2)
+    assert not auto.shared and auto.topics.encoder.runtime == "onnx-int8"  # auto: the INT8 MiniLM, never shared
+    with pytest.raises(BadInputError, match="lexicon has no encoder"):
+        load_scorer("lexicon", str(topics), workspace=tmp_path, log=lambda line: None, topic_encoder="sentiment")
+
+
+def test_int8_topic_encoder_is_built_once_and_close_to_the_fp32_encoder(tiny_bert_dir, tmp_path):
+    from fmkit.apps.monitor.topic_encoder import int8_topic_encoder
+    from fmkit.runtime.embeddings import load_encoder
+
+    lines: list[str] = []
+    encoder = int8_topic_encoder(str(tiny_bert_dir), tmp_path, log=lines.append)
+    assert any("building it once" in line for line in lines) and encoder.runtime == "onnx-int8"
+    texts = ["great funny warm film", "boring dull tedious plot", "the cast"]
+    reference = load_encoder(str(tiny_bert_dir)).encode(texts)
+    vectors = encoder.encode(texts)
+    assert vectors.shape == reference.shape and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() > 0.95  # INT8 weights: close, not equal
+    again: list[str] = []
+    int8_topic_encoder(str(tiny_bert_dir), tmp_path, log=again.append)
+    assert any("cached in" in line for line in again) and not any("building" in line for line in again)
+    (model,) = (tmp_path / "monitor-topic-encoder").glob("*/model.onnx")
+    damaged = bytearray(model.read_bytes())
+    damaged[-1] ^= 0xFF
+    model.write_bytes(bytes(damaged))  # a damaged cache file is rebuilt, never used
+    rebuilt: list[str] = []
+    int8_topic_encoder(str(tiny_bert_dir), tmp_path, log=rebuilt.append)
+    assert any("differ from their recorded digests" in line for line in rebuilt)
+    assert np.allclose(int8_topic_encoder(str(tiny_bert_dir), tmp_path, log=lambda line: None).encode(texts), vectors)

@@ -36,12 +36,19 @@ class MonitorConfig(BaseModel):
                                "classifier bundle; default: one topic 'all'")
     topic_threshold: float | None = Field(None, description="similarity (topics file) or probability (bundle) a "
                                           "text needs to be in a topic; default: the scorer's")
+    topic_encoder: str = Field("auto", description="encoder of a topics file: sentiment (the sentiment bundle's "
+                               "own: one forward per text for both), minilm (or another base: the zero-shot "
+                               "encoder on ONNX Runtime INT8, built once in the workspace), a text-retrieval "
+                               "bundle, or auto (minilm: sharing is 2x faster but its topics are far worse, "
+                               "docs/monitor_gold.md)")
     interval: str = Field("1d", description="length of one trend interval: 1h, 6h, 1d, ...")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     store: str | None = Field(None, description="database URL of the event store: sqlite:///path.db or "
                               "postgresql://user@host/db (several workers share one); default: sqlite OUT/monitor.db")
-    batch_size: int = Field(64, description="events scored and stored together (one micro-batch, one transaction)")
+    batch_size: int = Field(256, description="events scored and stored together (one micro-batch, one transaction; "
+                            "sorted by length inside it, so a longer one pads less). A followed input is read as it "
+                            "comes: a micro-batch is never held back to fill up")
     max_text_chars: int = Field(2000, description="longest event text accepted; longer events are rejected with "
                                 "their line number")
     evidence: int = Field(5, description="most negative texts attached to each alert as its evidence")
@@ -49,7 +56,8 @@ class MonitorConfig(BaseModel):
                                 "lines, and the longest a partial micro-batch waits")
     refresh_seconds: float = Field(2.0, description="run/serve: the series and alerts are recomputed from the "
                                    "store at most this often (and whenever the input is idle)")
-    workspace: str = Field(".", description="workspace folder where the default sentiment bundle is cached")
+    workspace: str = Field(".", description="workspace folder where the default sentiment bundle (and the INT8 "
+                           "topic encoder) is cached")
 
     @model_validator(mode="after")
     def _check(self) -> "MonitorConfig":
@@ -63,6 +71,8 @@ class MonitorConfig(BaseModel):
         if self.store is not None and not self.store.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             errors.append(f"store={self.store.split('@')[-1]!r}: use sqlite:///path/to/file.db or "
                           "postgresql://user:password@host:5432/database")
+        if not self.topic_encoder.strip():
+            errors.append("topic_encoder='': use auto, sentiment, minilm or a text-retrieval bundle")
         if not 1 <= self.batch_size <= 100_000:
             errors.append(f"batch_size={self.batch_size}: must be between 1 and 100000")
         if self.max_text_chars < 1:

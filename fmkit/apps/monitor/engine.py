@@ -75,7 +75,7 @@ class Monitor:
 
             self._scorer = load_scorer(self.cfg.sentiment, self.cfg.topics, workspace=Path(self.cfg.workspace),
                                        threshold=self.cfg.topic_threshold, batch_size=self.cfg.batch_size,
-                                       log=self.log)
+                                       topic_encoder=self.cfg.topic_encoder, log=self.log)
         return self._scorer
 
     # -- ingest ---------------------------------------------------------------------------------------------

@@ -52,15 +52,26 @@ class DefaultSentimentSettings(BaseModel):
 
 
 class BundleSentiment:
-    """A text-classification bundle whose labels are negative / neutral / positive (or a subset)."""
+    """A text-classification bundle whose labels are negative / neutral / positive (or a subset).
 
-    def __init__(self, path: Path, *, batch_size: int | None = None, threads: int | None = None):
+    ``share_encoder``: open it so that one forward also returns its sentence embedding (an ONNX bundle only,
+    fmkit/apps/monitor/shared_encoder.py); ``topic_encoder()`` is then an encoder for the few-shot topics and
+    ``probabilities_and_embeddings`` the scorer's one call per micro-batch.
+    """
+
+    def __init__(self, path: Path, *, batch_size: int | None = None, threads: int | None = None,
+                 share_encoder: bool = False):
         import fmkit
 
         self.path = Path(path)
         options = {key: value for key, value in (("batch_size", batch_size), ("threads", threads)) if value}
         try:
-            self.model = fmkit.load(self.path, **options)
+            if share_encoder:
+                from fmkit.apps.monitor.shared_encoder import EmbeddingOnnxRuntime
+
+                self.model = EmbeddingOnnxRuntime(self.path, **options)
+            else:
+                self.model = fmkit.load(self.path, **options)
         except BadInputError as error:
             raise BadInputError(f"--sentiment {self.path}: {error}") from None
         labels = [str(label).lower() for label in self.model.labels]
@@ -74,15 +85,52 @@ class BundleSentiment:
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(texts, 3) probabilities in LABELS order (a label the bundle lacks gets 0)."""
         probabilities = np.asarray(self.model.predict_proba(list(texts)), dtype=np.float32)
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        return self._in_label_order(probabilities)
+
+    def _in_label_order(self, probabilities: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(probabilities), len(LABELS)), dtype=np.float32)
         out[:, self.columns] = probabilities
         return out
+
+    @property
+    def shares_encoder(self) -> bool:
+        return hasattr(self.model, "logits_and_embeddings")
+
+    def probabilities_and_embeddings(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(texts, 3) probabilities in LABELS order and (texts, hidden) unit sentence embeddings, one forward."""
+        from fmkit.runtime.base import softmax
+
+        logits, vectors = self.model.logits_and_embeddings(list(texts))
+        return self._in_label_order(softmax(logits)), vectors
+
+    def topic_encoder(self) -> "SharedTopicEncoder":
+        if not self.shares_encoder:
+            raise BadInputError(f"--sentiment {self.path} was not opened to share its encoder with the topics")
+        return SharedTopicEncoder(self)
 
     def describe(self) -> dict:
         manifest = self.model.manifest
         return {"kind": "bundle", "bundle": str(self.path), "digest": manifest.content_digest,
                 "runtime": manifest.runtime, "labels": list(manifest.labels),
-                "test_accuracy": manifest.metrics.get("test", {}).get("accuracy")}
+                "test_accuracy": manifest.metrics.get("test", {}).get("accuracy"),
+                "shares_encoder_with_topics": self.shares_encoder}
+
+
+class SharedTopicEncoder:
+    """The few-shot topics' view of a sentiment bundle opened with ``share_encoder``: texts -> its unit sentence
+    embeddings (what its head reads). The scorer does not call it per text: it takes the embeddings from the
+    sentiment forward; the topics call it once, for their example centroids."""
+
+    def __init__(self, sentiment: BundleSentiment):
+        self.sentiment = sentiment
+        self.name, self.digest = str(sentiment.path), sentiment.model.manifest.content_digest
+        self.runtime, self.precision = sentiment.model.runtime, None
+
+    def encode(self, texts) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return np.zeros((0, self.sentiment.model.dimension), dtype=np.float32)
+        return self.sentiment.probabilities_and_embeddings(texts)[1]
 
 
 # Words of business-news headlines that the Loughran-McDonald lists (written for 10-K filings) lack;

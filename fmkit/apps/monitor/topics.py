@@ -26,6 +26,10 @@ DEFAULT_TOPICS_FILE = Path(__file__).parent / "data" / "finance_topics.yaml"
 DEFAULT_ENCODER = "minilm"
 # cosine to a topic's centroid; the best of 0.30-0.55 on the gold train rows (docs/monitor_gold.md)
 DEFAULT_EXAMPLE_THRESHOLD = 0.40
+# the same, for the sentiment bundle's own encoder (topic_encoder "sentiment", shared_encoder.py): its
+# fine-tuned embedding space puts every headline close to every centroid; 0.90 was the best of 0.30-0.90 on
+# the gold train rows (micro-F1 0.317, 2026-12-03, bench/monitor_models.py; docs/monitor_gold.md)
+SHARED_THRESHOLD = 0.90
 DEFAULT_BUNDLE_THRESHOLD = 0.5    # a classifier's probability
 
 
@@ -83,15 +87,20 @@ class AllTopics:
 class ExampleTopics:
     """Few-shot topics: cosine of a text to each topic's example centroid, multi-label above ``threshold``."""
 
-    def __init__(self, path: Path, *, threshold: float | None = None, encoder: str = DEFAULT_ENCODER, threads=None,
-                 precision: str = "fp32"):
-        from fmkit.runtime.embeddings import load_encoder
-
+    def __init__(self, path: Path, *, threshold: float | None = None, encoder=DEFAULT_ENCODER, threads=None,
+                 precision: str = "fp32", default_threshold: float = DEFAULT_EXAMPLE_THRESHOLD):
+        """``encoder``: a name or folder for fmkit.runtime.embeddings.load_encoder, or an opened encoder (anything
+        with ``encode(texts) -> unit vectors``, ``name``, ``digest``, ``runtime``: the INT8 topic encoder of
+        topic_encoder.py, or the sentiment bundle's own of shared_encoder.py)."""
         self.path = Path(path)
         self.examples = read_topics_file(self.path)
         self.names = list(self.examples)
-        self.threshold = DEFAULT_EXAMPLE_THRESHOLD if threshold is None else float(threshold)
-        self.encoder = load_encoder(encoder, threads=threads, precision=precision)  # bf16: faster on AVX-512 BF16 CPUs
+        self.threshold = float(default_threshold) if threshold is None else float(threshold)
+        if isinstance(encoder, (str, Path)):
+            from fmkit.runtime.embeddings import load_encoder
+
+            encoder = load_encoder(str(encoder), threads=threads, precision=precision)  # bf16: AVX-512 BF16 CPUs
+        self.encoder = encoder
         centroids = []
         for name in self.names:
             vectors = self.encoder.encode(self.examples[name])
@@ -101,13 +110,20 @@ class ExampleTopics:
 
     def similarities(self, texts: list[str]) -> np.ndarray:
         """(texts, topics) cosine similarities."""
-        vectors = self.encoder.encode(list(texts))
+        return self.vector_similarities(self.encoder.encode(list(texts)))
+
+    def vector_similarities(self, vectors: np.ndarray) -> np.ndarray:
+        """(texts, topics) cosines of embeddings the caller already has (the shared sentiment forward's)."""
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors @ self.centroids.T
 
     def assign(self, texts: list[str], similarities: np.ndarray | None = None) -> list[tuple[str, ...]]:
         scores = self.similarities(texts) if similarities is None else similarities
-        return [tuple(self.names[j] for j in np.flatnonzero(row >= self.threshold)) or (OTHER,) for row in scores]
+        names, above = self.names, scores >= self.threshold
+        return [tuple(names[j] for j in np.flatnonzero(row)) or (OTHER,) for row in above]
+
+    def assign_vectors(self, vectors: np.ndarray) -> list[tuple[str, ...]]:
+        return self.assign([], self.vector_similarities(vectors))
 
     def describe(self) -> dict:
         return {"kind": "examples", "file": str(self.path), "topics": self.names, "threshold": self.threshold,
@@ -141,12 +157,20 @@ class BundleTopics:
                 "threshold": self.threshold, "runtime": manifest.runtime}
 
 
-def load_topics(topics: str | None, *, threshold: float | None = None, threads=None, precision: str = "fp32"):
-    """None -> ``all``; "default" -> the shipped finance topics; a YAML/JSON file; or a classifier bundle."""
+def load_topics(topics: str | None, *, threshold: float | None = None, threads=None, precision: str = "fp32",
+                encoder=DEFAULT_ENCODER, default_threshold: float = DEFAULT_EXAMPLE_THRESHOLD):
+    """None -> ``all``; "default" -> the shipped finance topics; a YAML/JSON file; or a classifier bundle.
+
+    ``encoder``: the few-shot topics' encoder, a name/folder (load_encoder) or an opened encoder (the scorer
+    passes the INT8 topic encoder or the sentiment bundle's shared one); ``default_threshold``: that
+    encoder's cosine threshold when ``threshold`` is None.
+    """
     if topics is None or str(topics).strip() == "":
         return AllTopics()
+    options = {"threshold": threshold, "threads": threads, "precision": precision, "encoder": encoder,
+               "default_threshold": default_threshold}
     if str(topics) == "default":
-        return ExampleTopics(DEFAULT_TOPICS_FILE, threshold=threshold, threads=threads, precision=precision)
+        return ExampleTopics(DEFAULT_TOPICS_FILE, **options)
     path = Path(str(topics)).expanduser()
     if path.is_dir():
         from fmkit.bundle import is_bundle
@@ -155,4 +179,4 @@ def load_topics(topics: str | None, *, threshold: float | None = None, threads=N
             raise BadInputError(f"--topics {path} is a folder but not an fmkit bundle; pass a topic classifier "
                                 "bundle (fmkit finetune) or a YAML/JSON topics file")
         return BundleTopics(path, threshold=threshold, threads=threads)
-    return ExampleTopics(path, threshold=threshold, threads=threads, precision=precision)
+    return ExampleTopics(path, **options)
