@@ -128,6 +128,22 @@ def test_saved_baselines_score_the_same_and_hold_no_pickles(shop, tmp_path, name
         assert scores[red].mean() > scores[others].mean()
 
 
+def test_als_user_step_matches_implicit_recalculate_user(shop):
+    """fmkit's numpy ALS user step (one Cholesky-free solve per request) against implicit's own, the reference."""
+    from fmkit.apps.recommend.baselines.base import history_matrix
+
+    model = BASELINES["als"](tune=False).fit(shop)
+    rng = np.random.default_rng(0)
+    items = model.item_index_
+    histories = [list(items[rng.choice(len(items), size, replace=False)]) for size in (1, 5, 20)] + [[]]
+    histories.append([items[0], items[0], items[3]])  # a repeated item counts once, as in the 0/1 matrix
+    ours = model.score([None] * len(histories), histories)
+    factors = model.model_.recalculate_user(np.arange(len(histories)), history_matrix(items, histories))
+    reference = np.asarray(factors @ model.model_.item_factors.T)
+    np.testing.assert_allclose(ours, reference, rtol=1e-3, atol=1e-4 * np.abs(reference).max())
+    assert not ours[3].any()  # no history: zero factors, as implicit gives
+
+
 def test_a_folder_that_is_not_a_baseline_is_bad_input(shop, tmp_path):
     from fmkit.errors import BadInputError
 

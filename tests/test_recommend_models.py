@@ -132,6 +132,33 @@ def test_text_model_saves_npy_and_json_and_loads_the_same_scores(text_model, dat
         TextInterestModel.load(tmp_path)
 
 
+def test_known_users_cached_queries_score_as_encoding_does_and_never_go_stale(text_model, data, tmp_path):
+    from fmkit.apps.recommend.user_queries import INDEX_FILE, VECTORS_FILE
+    from fmkit.apps.recommend.text_model import TextInterestModel
+
+    histories = histories_of(data, "valid")
+    users = list(histories)[:6]
+    encoded = text_model.score(users, [histories[u] for u in users])  # no cache yet: every query encoded
+    text_model.cache_user_queries(users, [histories[u] for u in users])
+    try:
+        text_model.save(tmp_path / "text")
+    finally:
+        text_model.user_queries_ = None  # the module's shared model stays as the other tests expect it
+    assert (tmp_path / "text" / VECTORS_FILE).is_file() and (tmp_path / "text" / INDEX_FILE).is_file()
+    loaded = TextInterestModel.load(tmp_path / "text")
+    assert len(loaded.user_queries_) == len(users)
+    calls = []
+    encode = loaded.encoder_.encode
+    loaded.encoder_.encode = lambda texts, **options: calls.append(list(texts)) or encode(texts, **options)
+    cached = loaded.score(users, [histories[u] for u in users])
+    assert calls == []  # every known user with their cached history: no encoder forward
+    np.testing.assert_allclose(cached, encoded, atol=1e-5)
+    other = histories[users[1]]  # user 0 sends user 1's history: not the cached query, so it is encoded
+    assert np.allclose(loaded.score([users[0]], [other]), loaded.score([users[1]], [other]), atol=1e-5)
+    assert len(calls) == 1 and calls[0] == loaded.queries([other])
+    assert not loaded.score(["nobody"], [[]]).any()  # an empty history scores 0
+
+
 class CoOccurrence:
     """Item co-occurrence counts over the train split: the simplest collaborative scorer (a second component)."""
 

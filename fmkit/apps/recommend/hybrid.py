@@ -290,8 +290,9 @@ class HybridRanker:
             raise BadInputError("the hybrid ranker is not fitted; call fit(data) or HybridRanker.load(path, ...)")
         scores = np.full((len(histories), len(self.items_)), SEEN, dtype=np.float64)
         for row, (candidates, matrix, seen, fallback) in enumerate(self.candidates_and_features(users, histories)):
-            predicted = self.booster_.predict(matrix, num_iteration=self.booster_.best_iteration or None) \
-                if len(candidates) else np.zeros(0)
+            # one thread: a few hundred candidates gain nothing from OpenMP's start-up and contend with the server
+            predicted = self.booster_.predict(matrix, num_iteration=self.booster_.best_iteration or None,
+                                              num_threads=1) if len(candidates) else np.zeros(0)
             floor = (predicted.min() if len(predicted) else 0.0) - 1.0
             order = np.argsort(-fallback, kind="stable")  # the rest: below every candidate, in the fallback's order
             scores[row, order] = floor - np.arange(len(order)) / len(order)

@@ -80,6 +80,17 @@ def history_query(texts: Sequence[str], item_words: int) -> str:
     return HISTORY_SEPARATOR.join(part for part in parts if part)
 
 
+def recent_texts(history: Sequence, texts: dict, count: int) -> list[str]:
+    """The texts of the ``count`` most recent items of ``history`` (oldest first) that have text."""
+    recent: list[str] = []
+    for item in reversed(history):
+        if len(recent) == count:
+            break
+        if texts[item]:
+            recent.append(texts[item])
+    return recent[::-1]
+
+
 def item_texts(data) -> list[str]:
     """Each item's text in score-column order (``data.item_index``): the data layer's ``text`` column."""
     items = data.items
@@ -141,6 +152,7 @@ class TextInterestModel:
         self.texts_: dict = {}
         self.facts_: dict = {}
         self.directory_: Path | None = None
+        self.user_queries_ = None  # UserQueries: known users' queries encoded at training (cache_user_queries)
 
     # -- training ---------------------------------------------------------------------------------------------
     def fit(self, data, workspace: Path | None = None, *, log=print) -> "TextInterestModel":
@@ -226,31 +238,54 @@ class TextInterestModel:
         return vectors.astype(np.float32)
 
     def queries(self, histories: Sequence[Sequence]) -> list[str]:
-        """Each history as its query text; an unknown item id is bad input, an item without text is skipped."""
+        """Each history as its query text: its ``history_items`` most recent items with text, as in training.
+        An unknown item id is bad input, an item without text is skipped."""
         unknown = [item for history in histories for item in history if item not in self.texts_]
         if unknown:
             raise BadInputError(f"unknown item id(s) in a history: {unknown[:5]}; use ids from the items table "
                                 "(or add them with `fmkit recommend add-items`)")
-        return [history_query([self.texts_[i] for i in history if self.texts_[i]], self.cfg.item_words)
+        return [history_query(recent_texts(history, self.texts_, self.cfg.history_items), self.cfg.item_words)
                 for history in histories]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) unit vectors of query texts, each encoded as a request alone would encode it."""
+        # INT8 (dynamic) quantizes activations per batch: one query per batch, so a user's scores do not
+        # depend on who else is in the batch (and match a request served alone)
+        alone = 1 if self.encoder_.runtime == "onnx-int8" else None
+        return self.encoder_.encode(list(texts), batch_size=alone)
+
+    def cache_user_queries(self, users: Sequence, histories: Sequence[Sequence]) -> None:
+        """Encode each known user's query from ``histories`` (what serving ranks them from) once, so scoring
+        that user with that history needs no encoder forward (user_queries.py)."""
+        from fmkit.apps.recommend.user_queries import UserQueries
+
+        self.user_queries_ = UserQueries.build(users, self.queries(histories), self.encode_queries)
+
+    def query_vectors(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
+        """(n, dim): a known user's cached vector when their query is the cached one, else encoded; an empty
+        query gives a zero vector (it scores 0)."""
+        import numpy as np
+
+        texts = self.queries(histories)
+        vectors = np.zeros((len(texts), self.item_embeddings_.shape[1]), dtype=np.float32)
+        missing = []
+        for row, (user, text) in enumerate(zip(users, texts)):
+            cached = self.user_queries_.vector(user, text) if self.user_queries_ is not None and text else None
+            if cached is not None:
+                vectors[row] = cached
+            elif text:
+                missing.append(row)
+        if missing:
+            vectors[missing] = self.encode_queries([texts[row] for row in missing])
+        return vectors
 
     def score(self, users: Sequence, histories: Sequence[Sequence]) -> np.ndarray:
         """(n_users, n_items) cosine of each user's history query with every item; an empty history scores 0.
-        ``users`` are not used: the history is the user (an unseen user works the same)."""
-        import numpy as np
-
+        ``users`` only pick a cached query (a known user's, valid for the history it was built from): the
+        history is the user, so an unseen user works the same."""
         if self.item_embeddings_ is None:
             raise BadInputError("the text model is not fitted; call fit(data) or TextInterestModel.load(path)")
-        texts = self.queries(histories)
-        scores = np.zeros((len(histories), len(self.items_)), dtype=np.float32)
-        filled = [row for row, text in enumerate(texts) if text]
-        if filled:
-            # INT8 (dynamic) quantizes activations per batch: one query per batch, so a user's scores do not
-            # depend on who else is in the batch (and match a request served alone)
-            alone = 1 if self.encoder_.runtime == "onnx-int8" else None
-            vectors = self.encoder_.encode([texts[row] for row in filled], batch_size=alone)
-            scores[filled] = vectors @ self.item_embeddings_.T
-        return scores
+        return self.query_vectors(users, histories) @ self.item_embeddings_.T
 
     def add_items(self, items: Sequence, texts: Sequence[str]) -> None:
         """New items embedded and rankable at once (no retraining); an existing id is refused."""
@@ -279,6 +314,8 @@ class TextInterestModel:
             if source.is_dir() and source.resolve() != (directory / name).resolve():
                 shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("reports"))
         np.save(directory / EMBEDDINGS_FILE, self.item_embeddings_.astype(np.float32), allow_pickle=False)
+        if self.user_queries_ is not None:
+            self.user_queries_.save(directory)
         meta = {"kind": "fmkit-text-interest-model", "config": self.cfg.model_dump(mode="json"),
                 "items": [_json_id(i) for i in self.items_], "texts": [self.texts_[i] for i in self.items_],
                 "encoder_digest": self.encoder_.digest, "runtime": self.encoder_.runtime, "facts": self.facts_}
@@ -304,6 +341,13 @@ class TextInterestModel:
         if model.item_embeddings_.shape[0] != len(model.items_):
             raise BadInputError(f"{directory}: {model.item_embeddings_.shape[0]} item embeddings for "
                                 f"{len(model.items_)} items; the directory is damaged, retrain it")
+        from fmkit.apps.recommend.user_queries import UserQueries
+
+        model.user_queries_ = UserQueries.load(directory)
+        if model.user_queries_ is not None and len(model.user_queries_) and \
+                model.user_queries_.vectors.shape[1] != model.item_embeddings_.shape[1]:
+            raise BadInputError(f"{directory}: the cached user queries have {model.user_queries_.vectors.shape[1]} "
+                                f"dimensions, the item embeddings {model.item_embeddings_.shape[1]}; retrain it")
         model.directory_ = directory
         model._open_encoder(directory, model.cfg.query_threads)
         if model.encoder_.digest != meta["encoder_digest"] and model.encoder_.runtime == meta["runtime"]:

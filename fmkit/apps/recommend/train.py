@@ -73,6 +73,8 @@ def train_recommender(cfg: TrainConfig, out: Path, *, overwrite: bool = False, l
             summary = write_catalog(tmp, data)
             manifest["data"] = {"source": data.facts.get("source"), "drops": data.drops, "facts": data.facts, **summary}
             manifest["trained_items"] = summary["items"]
+            if "text" in models:
+                cache_user_queries_(models["text"], tmp, log)
             for name, model in models.items():
                 model.save(tmp / MODELS_DIR / name)
             manifest["train_seconds"] = round(time.perf_counter() - started, 1)
@@ -85,6 +87,20 @@ def train_recommender(cfg: TrainConfig, out: Path, *, overwrite: bool = False, l
     log(f"recommender {manifest['name']!r} written to {out} ({summary['items']} items, {summary['users']} users, "
         f"{manifest['train_seconds']} s)")
     return manifest
+
+
+def cache_user_queries_(text_model, directory: Path, log=print) -> None:
+    """Encode every known user's serving query (their whole stored history, as ``Recommender`` reads it from
+    ``directory``'s catalog) into the text model, so ``recommend(user=...)`` runs no encoder (user_queries.py)."""
+    from fmkit.apps.recommend.recommender import histories_of, read_catalog
+
+    started = time.perf_counter()
+    catalog, users, interactions = read_catalog(directory)
+    histories = histories_of(users, [entry["id"] for entry in catalog], interactions)
+    known = [user for user in users if histories.get(user)]
+    text_model.cache_user_queries(known, [histories[user] for user in known])
+    log(f"text model: {len(text_model.user_queries_)} known users' queries encoded for serving "
+        f"({time.perf_counter() - started:.1f} s)")
 
 
 def _facts(model) -> dict:

@@ -1,15 +1,17 @@
 """ALS (implicit's AlternatingLeastSquares): matrix factorisation of the 0/1 train matrix, confidence ``alpha``.
 
-At score time every user's factors are solved from the history given (implicit's
-``recalculate_user``: the exact ALS user step with the item factors fixed), so the validation items
-a test user has count, and a user unseen at training is ranked from the history in the request.
+At score time every user's factors are solved from the history given (the exact ALS user step with
+the item factors fixed, as implicit's ``recalculate_user`` does it, in numpy: ``user_step``), so the
+validation items a test user has count, and a user unseen at training is ranked from the history in
+the request.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fmkit.apps.recommend.baselines.base import BASELINES, history_matrix, load_state, save_state, train_matrix
+from fmkit.apps.recommend.baselines.base import (BASELINES, history_positions, item_lookup, load_state, save_state,
+                                                  train_matrix)
 
 
 @BASELINES.register("als")
@@ -54,9 +56,32 @@ class ALSScorer:
         return self
 
     def score(self, users: list, histories: list[list]) -> np.ndarray:
-        matrix = history_matrix(self.item_index_, histories)
-        factors = self.model_.recalculate_user(np.arange(len(histories)), matrix)
-        return np.asarray(factors @ self.model_.item_factors.T, dtype=np.float32)
+        item_factors = np.asarray(self.model_.item_factors, dtype=np.float32)
+        lookup = item_lookup(self)
+        factors = np.stack([self.user_step(history_positions(lookup, history)) for history in histories]) \
+            if len(histories) else np.zeros((0, item_factors.shape[1]), dtype=np.float32)
+        return factors @ item_factors.T
+
+    def user_step(self, positions: np.ndarray) -> np.ndarray:
+        """A user's factors from their history's item columns: implicit's ``recalculate_user`` (the exact ALS
+        user step, its Cholesky solve) in numpy, without its per-call overhead (sparse matrix, thread pool):
+        (YᵀY + λI + (α-1)·Y_hᵀY_h) x = α·Σ_h y_h over the history's rows Y_h; no history gives 0."""
+        item_factors = self.model_.item_factors
+        if not len(positions):
+            return np.zeros(item_factors.shape[1], dtype=np.float32)
+        rows = np.asarray(item_factors[positions], dtype=np.float64)
+        system = self._gram() + (self.alpha - 1.0) * (rows.T @ rows)
+        return np.linalg.solve(system, self.alpha * rows.sum(axis=0)).astype(np.float32)
+
+    def _gram(self) -> np.ndarray:
+        """YᵀY + λI over every item (float64), built once per item-factor matrix."""
+        item_factors = self.model_.item_factors
+        cached = self.__dict__.get("_gram_cache")
+        if cached is None or cached[0] is not item_factors:
+            factors = np.asarray(item_factors, dtype=np.float64)
+            cached = (item_factors, factors.T @ factors + self.regularization * np.eye(factors.shape[1]))
+            self.__dict__["_gram_cache"] = cached
+        return cached[1]
 
     def save(self, directory) -> None:
         save_state(directory, self.name, self.params(), self.item_index_,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmkit.apps.recommend.baselines.base import BASELINES, history_matrix, load_state, save_state, train_matrix
+from fmkit.apps.recommend.baselines.base import (BASELINES, history_matrix, item_lookup, load_state, save_state,
+                                                  train_matrix)
 
 
 @BASELINES.register("item-knn")
@@ -49,7 +50,8 @@ class ItemKNNScorer:
         return self
 
     def score(self, users: list, histories: list[list]) -> np.ndarray:
-        return np.asarray((history_matrix(self.item_index_, histories) @ self.similarity_).todense(), dtype=np.float32)
+        matrix = history_matrix(self.item_index_, histories, item_lookup(self))
+        return np.asarray((matrix @ self.similarity_).todense(), dtype=np.float32)
 
     def save(self, directory) -> None:
         s = self.similarity_
