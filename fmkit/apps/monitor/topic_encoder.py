@@ -65,9 +65,12 @@ def cache_problem(directory: Path) -> str | None:
     if not (directory / DONE_FILE).is_file():
         return "not in the workspace yet"
     try:
-        recorded = json.loads((directory / DONE_FILE).read_text(encoding="utf-8"))["files"]
-    except (ValueError, KeyError, TypeError):
-        return f"{directory / DONE_FILE} is unreadable"
+        recorded = json.loads((directory / DONE_FILE).read_text(encoding="utf-8"))
+    except ValueError:
+        return f"{directory / DONE_FILE} is not valid JSON"
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
+        return f"{directory / DONE_FILE} records no file digests (an unfinished build or an older fmkit)"
+    recorded = recorded["files"]
     if file_digests(directory) != recorded:
         return f"the cached files in {directory} differ from their recorded digests"
     return None
