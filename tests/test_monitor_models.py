@@ -201,6 +201,9 @@ def test_scorer_shares_the_sentiment_encoder_with_the_topics_in_one_forward(tiny
     assert np.allclose([s.value for s in scores], [s.value for s in plain], atol=0.05)
     auto = load_scorer(str(path), str(topics), workspace=tmp_path, log=lambda line: None, batch_size=2)
     assert not auto.shared and auto.topics.encoder.runtime == "onnx-int8"  # auto: the INT8 MiniLM, never shared
+    with pytest.raises(BadInputError, match="sharing its encoder with the topics needs an ONNX bundle"):
+        load_scorer(str(path.parent / "full"), str(topics), workspace=tmp_path, log=lambda line: None,
+                    topic_encoder="sentiment")  # the fp32 PyTorch bundle
     with pytest.raises(BadInputError, match="lexicon has no encoder"):
         load_scorer("lexicon", str(topics), workspace=tmp_path, log=lambda line: None, topic_encoder="sentiment")
 

@@ -91,10 +91,7 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
         path = None
     else:
         path = Path(str(sentiment)).expanduser()
-    share = few_shot and topic_encoder == SHARED
-    if share and path is not None and not is_onnx_bundle(path):
-        raise BadInputError(f"topic_encoder=sentiment: {path} is not an ONNX bundle, and sharing its encoder "
-                            f"needs one: `fmkit compress {path} --method quantize-dynamic`, or topic_encoder=minilm")
+    share = few_shot and topic_encoder == SHARED  # a bundle that is not ONNX is refused by EmbeddingOnnxRuntime
     if path is None:
         from fmkit.apps.monitor.lexicon import LexiconSentiment
 
@@ -136,13 +133,3 @@ def _is_bundle(path: Path) -> bool:
     from fmkit.bundle import is_bundle
 
     return is_bundle(path)
-
-
-def is_onnx_bundle(path: Path) -> bool:
-    """Does ``path`` hold an ONNX bundle (what sharing its encoder with the topics needs)?"""
-    from fmkit.bundle import read_manifest
-    from fmkit.export.onnx import ONNX_FILE
-
-    if not (path.is_dir() and _is_bundle(path) and (path / ONNX_FILE).is_file()):
-        return False
-    return read_manifest(path).runtime == "onnx"

@@ -1,7 +1,8 @@
 """The few-shot topics' own encoder on ONNX Runtime INT8: the zero-shot base (MiniLM) exported once with
 fmkit's encoder export (parity-checked against PyTorch to 1e-4), INT8-quantized as the compress stage
 quantizes (ONNX Runtime dynamic quantization, per-channel int8 weights), cached in the workspace under
-the base's digest with the sha256 of each file, checked before every use (the log says when it is built).
+the base's digest and sealed like an application's directory (every file's sha256 and the record's seal,
+checked before every use; the log says when it is built).
 
     encoder = int8_topic_encoder("minilm", Path("workspace"), threads=2)
     encoder.encode(["Oil prices crash"])     # (1, 384) unit vectors, runtime "onnx-int8"
@@ -17,7 +18,7 @@ import shutil
 from pathlib import Path
 
 CACHE_FOLDER = "monitor-topic-encoder"
-DONE_FILE = "source.json"  # written last: marks a finished build
+DONE_FILE = "source.json"  # written last (sealed, with every file's digest): marks a finished build
 PARITY_TEXTS = ("Bank of England cuts interest rates to a record low", "Oil prices slump as demand collapses",
                 "High street retailer falls into administration", "FTSE 100 rallies as vaccine hopes grow")
 
@@ -50,38 +51,26 @@ def build_int8_encoder(base_path: Path, directory: Path, *, max_length: int, log
     log(f"topic encoder: {base_path.name} exported to ONNX (parity {difference:.1e}) and INT8-quantized")
 
 
-def file_digests(directory: Path) -> dict:
-    """sha256 of every file of a built encoder (its record, DONE_FILE, left out)."""
-    import hashlib
-
-    return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(directory.rglob("*")) if path.is_file() and path.name != DONE_FILE}
-
-
-def cache_problem(directory: Path) -> str | None:
-    """Why the cached encoder in ``directory`` cannot be used (missing, unfinished, changed), or None."""
-    import json
+def verified_record(directory: Path) -> tuple[dict | None, str | None]:
+    """(the build's record, None) once its seal and every file digest verify (fmkit/bundle/sealed_directory.py,
+    as for an assistant or a recommender), else (None, why the cached encoder cannot be used)."""
+    from fmkit.bundle.sealed_directory import read_sealed_manifest
+    from fmkit.errors import BundleIntegrityError
 
     if not (directory / DONE_FILE).is_file():
-        return "not in the workspace yet"
+        return None, "not in the workspace yet"
     try:
-        recorded = json.loads((directory / DONE_FILE).read_text(encoding="utf-8"))
-    except ValueError:
-        return f"{directory / DONE_FILE} is not valid JSON"
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
-        return f"{directory / DONE_FILE} records no file digests (an unfinished build or an older fmkit)"
-    recorded = recorded["files"]
-    if file_digests(directory) != recorded:
-        return f"the cached files in {directory} differ from their recorded digests"
-    return None
+        return read_sealed_manifest(directory, DONE_FILE, remake="it is rebuilt"), None
+    except BundleIntegrityError as error:
+        return None, (f"the cached files in {directory} differ from their recorded digests or their record is "
+                      f"damaged ({error})")
 
 
 def int8_topic_encoder(base: str, workspace: Path, *, threads: int | None = None, batch_size: int = 64, log=print):
     """An OnnxEncoder (fmkit/runtime/embeddings.py) on the INT8 export of the base ``base``, built on first use."""
     import fcntl
-    import json
 
-    from fmkit.fileio import write_json_atomic
+    from fmkit.bundle.sealed_directory import write_sealed_manifest
     from fmkit.finetune.text_model import base_model_record
     from fmkit.models import resolve_model
     from fmkit.retrieval.layout import declared_max_length
@@ -95,16 +84,15 @@ def int8_topic_encoder(base: str, workspace: Path, *, threads: int | None = None
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:  # two processes on one workspace: the second waits, then reuses
         fcntl.flock(lock, fcntl.LOCK_EX)
-        problem = cache_problem(directory)
+        record, problem = verified_record(directory)
         if problem is not None:
             log(f"topic encoder: {problem}: building it once into {directory} (the INT8 ONNX variant of {base}, "
                 "seconds)")
             shutil.rmtree(directory, ignore_errors=True)  # what a killed build or a damaged file left
             build_int8_encoder(Path(resolved.path), directory, max_length=max_length, log=log)
-            write_json_atomic(directory / DONE_FILE, {"base": str(base), "digest": digest, "max_length": max_length,
-                                                      "files": file_digests(directory)})
+            record = write_sealed_manifest(directory, DONE_FILE, {"base": str(base), "digest": digest,
+                                                                  "max_length": max_length})
         else:
             log(f"topic encoder: INT8 ONNX variant of {base} cached in {directory} (verified)")
-    recorded = json.loads((directory / DONE_FILE).read_text(encoding="utf-8"))
-    return OnnxEncoder(directory, name=f"{base} (INT8 ONNX)", digest=recorded["digest"],
-                       max_length=recorded["max_length"], batch_size=batch_size, threads=threads)
+    return OnnxEncoder(directory, name=f"{base} (INT8 ONNX)", digest=record["digest"],
+                       max_length=record["max_length"], batch_size=batch_size, threads=threads)

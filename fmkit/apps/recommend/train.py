@@ -74,7 +74,7 @@ def train_recommender(cfg: TrainConfig, out: Path, *, overwrite: bool = False, l
             manifest["data"] = {"source": data.facts.get("source"), "drops": data.drops, "facts": data.facts, **summary}
             manifest["trained_items"] = summary["items"]
             if "text" in models:
-                cache_user_queries_(models["text"], tmp, log)
+                cache_known_user_queries(models["text"], tmp, log)
             for name, model in models.items():
                 model.save(tmp / MODELS_DIR / name)
             manifest["train_seconds"] = round(time.perf_counter() - started, 1)
@@ -89,7 +89,7 @@ def train_recommender(cfg: TrainConfig, out: Path, *, overwrite: bool = False, l
     return manifest
 
 
-def cache_user_queries_(text_model, directory: Path, log=print) -> None:
+def cache_known_user_queries(text_model, directory: Path, log=print) -> None:
     """Encode every known user's serving query (their whole stored history, as ``Recommender`` reads it from
     ``directory``'s catalog) into the text model, so ``recommend(user=...)`` runs no encoder (user_queries.py)."""
     from fmkit.apps.recommend.recommender import histories_of, read_catalog

@@ -92,13 +92,10 @@ def run(args) -> int:
 
 def benchmark_line(figures: dict) -> str:
     """One runtime's measured figures; a figure the task's measure does not record is left out, not a crash."""
-    parts = [template.format(figures[key]) for key, template in (
-        ("latency_p50_ms", "p50 {:.1f} ms"), ("latency_p95_ms", "p95 {:.1f} ms"),
-        ("throughput_per_second", "{:.1f} texts/s")) if figures.get(key) is not None]
-    if figures.get("throughput_batch") is not None and parts and parts[-1].endswith("texts/s"):
-        parts[-1] += f" at batch {figures['throughput_batch']}"
-    if figures.get("size_bytes") is not None:
-        parts.append(f"{figures['size_bytes'] / 1e6:.1f} MB")
-    if figures.get("peak_rss_mb") is not None:
-        parts.append(f"peak RSS {figures['peak_rss_mb']:.0f} MB")
-    return ", ".join(parts)
+    throughput = "{:.1f} texts/s" + (f" at batch {figures['throughput_batch']}"
+                                     if figures.get("throughput_batch") is not None else "")
+    shown = (("latency_p50_ms", "p50 {:.1f} ms", 1), ("latency_p95_ms", "p95 {:.1f} ms", 1),
+             ("throughput_per_second", throughput, 1), ("size_bytes", "{:.1f} MB", 1e-6),
+             ("peak_rss_mb", "peak RSS {:.0f} MB", 1))
+    return ", ".join(template.format(figures[key] * scale) for key, template, scale in shown
+                     if figures.get(key) is not None)

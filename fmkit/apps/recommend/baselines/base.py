@@ -42,15 +42,21 @@ class BaselineRegistry(Registry):
 BASELINES: BaselineRegistry = BaselineRegistry("recommender baseline")
 
 
-def item_lookup(model) -> dict:
-    """item id -> column of ``model.item_index_``, built once per index (a request must not rebuild it, and
-    pandas' ``get_indexer`` costs ~0.3 ms a call)."""
-    index = model.item_index_
-    cached = model.__dict__.get("_lookup")
+def index_lookup(model, attribute: str = "item_index_") -> dict:
+    """id -> position in ``model.<attribute>`` (its item or user index), built once per index (a request must
+    not rebuild it, and pandas' ``get_indexer`` costs ~0.3 ms a call)."""
+    index = getattr(model, attribute)
+    key = f"_lookup{attribute}"
+    cached = model.__dict__.get(key)
     if cached is None or cached[0] is not index:
-        cached = (index, {item: column for column, item in enumerate(list(index))})
-        model.__dict__["_lookup"] = cached
+        cached = (index, {value: position for position, value in enumerate(list(index))})
+        model.__dict__[key] = cached
     return cached[1]
+
+
+def item_lookup(model) -> dict:
+    """item id -> column of ``model.item_index_`` (index_lookup)."""
+    return index_lookup(model, "item_index_")
 
 
 def history_positions(lookup: dict, history) -> np.ndarray:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmkit.apps.recommend.baselines.base import (BASELINES, history_positions, item_lookup, load_state, save_state,
-                                                  train_matrix)
+from fmkit.apps.recommend.baselines.base import (BASELINES, history_positions, index_lookup, item_lookup, load_state,
+                                                  save_state, train_matrix)
 
 
 @BASELINES.register("bpr")
@@ -54,7 +54,7 @@ class BPRScorer:
         return self
 
     def score(self, users: list, histories: list[list]) -> np.ndarray:
-        user_rows, lookup = self._user_rows(), item_lookup(self)
+        user_rows, lookup = index_lookup(self, "user_index_"), item_lookup(self)
         factors = np.empty((len(users), self.item_factors_.shape[1]), dtype=np.float32)
         for row, (user, history) in enumerate(zip(users, histories)):
             known = user_rows.get(user) if user is not None else None
@@ -65,14 +65,6 @@ class BPRScorer:
                 factors[row] = self.item_factors_[positions].mean(axis=0) if len(positions) else 0.0
                 factors[row, -1] = 1.0  # the bias column's partner
         return factors @ self.item_factors_.T
-
-    def _user_rows(self) -> dict:
-        """user id -> row of the learned user factors, built once per user index."""
-        cached = self.__dict__.get("_user_rows_cache")
-        if cached is None or cached[0] is not self.user_index_:
-            cached = (self.user_index_, {user: row for row, user in enumerate(list(self.user_index_))})
-            self.__dict__["_user_rows_cache"] = cached
-        return cached[1]
 
     def save(self, directory) -> None:
         from fmkit.apps.recommend.baselines.base import _id_array
