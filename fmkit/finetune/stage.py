@@ -93,8 +93,7 @@ def run_finetune(cfg, out: Path, *, resume: bool = False, overwrite: bool = Fals
     if not label_ids["train"]:  # before the base model is loaded and every split encoded
         raise BadInputError(f"{cfg.data.source}: the training split is empty; add {task.examples} or lower the "
                             "held-out fractions")
-    resolved_for = getattr(cfg, "resolved_for", None)  # a config's "auto" choices that depend on the data (images)
-    cfg, choice = resolved_for(data) if resolved_for is not None else (cfg, {})
+    cfg, choice = task.resolve_config(cfg, data) if task.resolve_config is not None else (cfg, {})
     if choice:
         echo(choice["reason"])
     setup = task.prepare(cfg, data)

@@ -64,6 +64,10 @@ class TaskAdapter:
     finetune_config: str | None = None  # "module:Class": the pydantic config of `fmkit finetune`
     claims: Callable[[dict], bool] | None = None  # is this task meant by finetune settings without a `task` key?
     load_data: Callable | None = None
+    # ``resolve_config(cfg, data) -> (cfg, choice)``: the config with its "auto" choices that depend on the data made
+    # (images: model auto -> an architecture by the training split's size), and the record of why ({} when nothing was
+    # chosen). None: the task's config is used as given.
+    resolve_config: Callable | None = None
     prepare: Callable | None = None
     batches: Callable | None = None
     loss: Callable | None = None

@@ -146,10 +146,17 @@ def frozen_features(cfg, data, rows: dict) -> tuple[str, dict]:
     return f"{config['architecture']} ({weights}, frozen)", features
 
 
+def resolve_config(cfg, data):
+    """``model: auto`` -> EfficientNet-Lite0 (pretrained, 64 px) below ``pretrained_below_rows`` training images, else
+    the CNN from scratch: (resolved config, the record of why; {} for an explicit model)."""
+    return cfg.resolved_for(data)
+
+
 ADAPTER = register_task(TaskAdapter(
     NAME, "a label per image (a small CNN from scratch, EfficientNet-Lite0 transfer)",
     Capabilities(finetune_methods=("full",), serves="images"),
     examples="images", finetune_config="fmkit.finetune.images.config:ImageFinetuneConfig", claims=claims,
-    load_data=load_data, prepare=prepare, batches=batches, loss=loss, split_metrics=split_metrics, save=save,
+    load_data=load_data, resolve_config=resolve_config, prepare=prepare, batches=batches, loss=loss,
+    split_metrics=split_metrics, save=save,
     data_config=data_config, evaluation_inputs=evaluation_inputs, frozen_features=frozen_features,
     compress="fmkit.compress.images:IMAGE_HOOKS", runtime_inputs="fmkit.runtime.images:ImageInputs"))
