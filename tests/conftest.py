@@ -45,6 +45,29 @@ def write_csv(path: Path, rows, header=("text", "label")) -> Path:
     return path
 
 
+def sentence_encoder(tiny_bert_dir: Path, directory: Path, mode: str = "mean") -> Path:
+    """The tiny BERT as a sentence-transformers folder that declares ``mode`` pooling (like all-MiniLM-L6-v2)."""
+    import json
+    import shutil
+
+    from fmkit.models.pooling import pooling_config
+
+    shutil.copytree(tiny_bert_dir, directory)
+    (directory / "1_Pooling").mkdir()
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config(mode, 32)), encoding="utf-8")
+    (directory / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]),
+        encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder(tiny_bert_dir, tmp_path_factory) -> Path:
+    """The tiny BERT declaring mean pooling: fmkit fine-tunes a mean-pooled head on it, as on MiniLM."""
+    return sentence_encoder(tiny_bert_dir, tmp_path_factory.mktemp("encoder") / "tiny-st")
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer BERT (hidden 32) with a WordPiece vocab covering the synthetic data."""

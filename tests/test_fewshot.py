@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import synthetic_reviews, write_csv
-from test_pooling import TRAIN, fmkit_probabilities, sentence_encoder, sentence_transformers_probabilities
+from conftest import sentence_encoder, synthetic_reviews, write_csv
+from test_pooling import TRAIN, fmkit_probabilities, sentence_transformers_probabilities
 
 
 def test_pairs_are_one_positive_and_one_negative_per_row_and_iteration():

@@ -87,13 +87,15 @@ def test_scorer_refuses_a_bundle_whose_labels_are_not_sentiment(tiny_bundle, tmp
 
 
 @pytest.fixture(scope="module")
-def tiny_default(tiny_bert_dir, tmp_path_factory):
-    """The default-bundle build on a tiny BERT and 60 weak rows: (workspace, settings, log lines, path)."""
+def tiny_default(tiny_sentence_encoder, tmp_path_factory):
+    """The default-bundle build (fine-tune, 1-layer anchored student, INT8) on the tiny mean-pooled BERT and 60 weak
+    rows: (workspace, settings, log lines, path)."""
     from fmkit.apps.monitor.sentiment import DefaultSentimentSettings, default_sentiment_bundle
 
     workspace = tmp_path_factory.mktemp("workspace")
-    settings = DefaultSentimentSettings(model=str(tiny_bert_dir), epochs=1, weak_rows=60, gold_train_repeats=1,
-                                        max_length=32, learning_rate=1e-3, max_accuracy_drop=100)
+    settings = DefaultSentimentSettings(model=str(tiny_sentence_encoder), epochs=1, weak_rows=60, gold_train_repeats=1,
+                                        max_length=32, learning_rate=1e-3, max_accuracy_drop=100, student_layers=1,
+                                        student_epochs=1)
     lines: list[str] = []
     path = default_sentiment_bundle(workspace, settings=settings, log=lines.append)
     return workspace, settings, lines, path
@@ -106,6 +108,12 @@ def test_default_bundle_is_built_once_then_reused_from_the_workspace(tiny_defaul
     workspace, settings, lines, path = tiny_default
     assert any("building it once" in line for line in lines)
     assert path.name == "int8" and open_bundle(path).runtime == "onnx"
+    from fmkit.apps.monitor.scoring import embedding_anchor
+
+    # full -> a student whose embedding is anchored to the base -> INT8 of the student
+    assert [entry.stage for entry in open_bundle(path).lineage] == ["finetune", "distill", "quantize-dynamic"]
+    assert embedding_anchor(path) == settings.model and embedding_anchor(path.parent / "full") is None
+    assert open_bundle(path.parent / "student").compression["student_layers"] == 1
     full = open_bundle(path.parent / "full")
     assert full.labels == ["negative", "neutral", "positive"]
     again: list[str] = []
@@ -182,7 +190,7 @@ def test_head_input_refuses_a_graph_without_a_linear_head():
 
 def test_scorer_shares_the_sentiment_encoder_with_the_topics_in_one_forward(tiny_default, tmp_path):
     from fmkit.apps.monitor.scoring import load_scorer
-    from fmkit.apps.monitor.topics import SHARED_THRESHOLD
+    from fmkit.apps.monitor.topics import ANCHORED_THRESHOLD, SHARED_THRESHOLD
 
     path, topics = tiny_default[3], _topics_file(tmp_path)
     texts = ["Shares plunge as losses mount", "Profits soar", "Sunak meets bankers", "Oil slumps", "Markets rally"]
@@ -191,7 +199,8 @@ def test_scorer_shares_the_sentiment_encoder_with_the_topics_in_one_forward(tiny
     described = shared.describe()
     assert shared.shared and described["one_forward"] and described["sentiment"]["shares_encoder_with_topics"]
     assert described["topics"]["encoder"] == str(path) and described["topics"]["runtime"] == "onnx-int8"
-    assert shared.topics.threshold == SHARED_THRESHOLD
+    # this build's student was distilled to its base's embedding: the anchored space's threshold
+    assert shared.topics.threshold == ANCHORED_THRESHOLD != SHARED_THRESHOLD
     scores = shared.score(texts)
     # the same topics as the topic model computes on its own from the same encoder, the same sentiment as the bundle
     alone = [topic for start in range(0, len(texts), 2) for topic in shared.topics.assign(texts[start:start + 2])]
@@ -200,12 +209,31 @@ def test_scorer_shares_the_sentiment_encoder_with_the_topics_in_one_forward(tiny
     assert [s.sentiment for s in scores] == [s.sentiment for s in plain]
     assert np.allclose([s.value for s in scores], [s.value for s in plain], atol=0.05)
     auto = load_scorer(str(path), str(topics), workspace=tmp_path, log=lambda line: None, batch_size=2)
-    assert not auto.shared and auto.topics.encoder.runtime == "onnx-int8"  # auto: the INT8 MiniLM, never shared
+    # auto: this student is anchored to the tiny encoder, not to MiniLM (auto's topic encoder): its own INT8 MiniLM
+    assert not auto.shared and auto.topics.encoder.runtime == "onnx-int8"
     with pytest.raises(BadInputError, match="sharing its encoder with the topics needs an ONNX bundle"):
         load_scorer(str(path.parent / "full"), str(topics), workspace=tmp_path, log=lambda line: None,
                     topic_encoder="sentiment")  # the fp32 PyTorch bundle
     with pytest.raises(BadInputError, match="lexicon has no encoder"):
         load_scorer("lexicon", str(topics), workspace=tmp_path, log=lambda line: None, topic_encoder="sentiment")
+
+
+def test_auto_shares_the_forward_of_a_student_anchored_to_the_topic_encoder(tiny_default, tmp_path, monkeypatch):
+    """``topic_encoder: auto`` picks the base encoder (MiniLM); a sentiment student anchored to that encoder stands in
+    for it, so auto shares its forward. Here the tiny encoder plays MiniLM's part."""
+    import fmkit.apps.monitor.topics as topics_module
+    from fmkit.apps.monitor.scoring import load_scorer
+
+    workspace, settings, _, path = tiny_default
+    monkeypatch.setattr(topics_module, "DEFAULT_ENCODER", settings.model)
+    lines: list[str] = []
+    auto = load_scorer(str(path), str(_topics_file(tmp_path)), workspace=tmp_path, log=lines.append)
+    assert auto.shared and auto.describe()["one_forward"]
+    assert any("distilled to" in line and "share its forward" in line for line in lines)
+    assert auto.topics.threshold == topics_module.ANCHORED_THRESHOLD
+    plain = load_scorer(str(path.parent / "full"), str(_topics_file(tmp_path)), workspace=tmp_path,
+                        log=lambda line: None)
+    assert not plain.shared  # the fine-tuned model's own embedding is not anchored: the topics run their encoder
 
 
 def test_int8_topic_encoder_is_built_once_and_close_to_the_fp32_encoder(tiny_bert_dir, tmp_path):

@@ -7,34 +7,19 @@ same logits, and go through every compression method, LoRA and captum explanatio
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from fmkit.models.pooling import pooling_config
 
 TRAIN = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "progress": False, "precision": "fp32",
          "device": "cpu", "early_stopping_patience": 2}
 TEXTS = ["a great and warm film", "a dull and tedious plot", "the movie was quite boring", "superb acting"]
 
 
-def sentence_encoder(tiny_bert_dir: Path, directory: Path, mode: str = "mean") -> Path:
-    """The tiny BERT as a sentence-transformers folder that declares ``mode`` pooling (like all-MiniLM-L6-v2)."""
-    shutil.copytree(tiny_bert_dir, directory)
-    (directory / "1_Pooling").mkdir()
-    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config(mode, 32)), encoding="utf-8")
-    (directory / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]),
-        encoding="utf-8")
-    return directory
-
-
 @pytest.fixture(scope="module")
-def tiny_encoder(tiny_bert_dir, tmp_path_factory) -> Path:
-    return sentence_encoder(tiny_bert_dir, tmp_path_factory.mktemp("encoder") / "tiny-st")
+def tiny_encoder(tiny_sentence_encoder) -> Path:
+    return tiny_sentence_encoder
 
 
 def finetune(model: Path, data: Path, out: Path, **settings):
@@ -211,3 +196,50 @@ def test_dp_sgd_trains_a_pooled_head(tiny_encoder, reviews_csv, tmp_path, method
     assert manifest.training["head"]["pooling"] == "mean" and not manifest.training["head"]["few_shot"]
     assert 7.9 <= manifest.privacy["dp"]["epsilon"] <= 8.0
     assert np.abs(fmkit_probabilities(tmp_path / "dp") - sentence_transformers_probabilities(tmp_path / "dp")).max() < 1e-5
+
+
+def test_distill_with_an_embedding_teacher_keeps_the_student_embedding_near_the_base(pooled_bundle, tiny_bundle,
+                                                                                     tiny_encoder, tmp_path):
+    """The anchored student embeds closer to its base encoder than a plain student; its lineage names the anchor."""
+    from fmkit.bundle import read_manifest
+    from fmkit.compress.config import CompressConfig
+    from fmkit.compress.methods.distill import embedding_anchor_of, embedding_loss
+    from fmkit.compress.stage import run_compress
+    from fmkit.errors import BadInputError
+
+    import torch
+
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0], [0.0, -1.0]])
+    assert float(embedding_loss(a, b)) == pytest.approx(((1 - 2 ** -0.5) + 2) / 2, rel=1e-6)
+
+    train = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "progress": False, "device": "cpu"}
+
+    def student(name: str, **options):
+        method = {"name": "distill", "student_layers": 1, "train": train, **options}
+        run_compress(pooled_bundle, CompressConfig(method=method, max_accuracy_drop=100, measure={"enabled": False}),
+                     tmp_path / name, log=lambda line: None)
+        return read_manifest(tmp_path / name)
+
+    anchored = student("anchored", embedding_teacher="base", embedding_weight=5.0)
+    record = anchored.compression["embedding_teacher"]
+    assert record["name"] == str(tiny_encoder) and record["digest"].startswith("sha256:") and record["weight"] == 5.0
+    assert embedding_anchor_of(anchored) == str(tiny_encoder)
+    assert all("embedding_cosine" in row for row in anchored.compression["distillation"]["history"]
+               if "macro_f1" in row)
+    plain = student("plain")
+    assert embedding_anchor_of(plain) is None and "embedding_teacher" not in plain.compression
+    from fmkit.compress.methods.distill import EmbeddingAnchor, mean_cosine
+    from fmkit.data.batching import encode_texts
+    from fmkit.models.text_classifier import load_text_classifier
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder))
+    encoded = encode_texts(tokenizer, TEXTS * 4, 32, warn=False)
+    anchor = EmbeddingAnchor(str(tiny_encoder), anchored, "cpu")
+    cosine = {name: mean_cosine(load_text_classifier(tmp_path / name).eval(), anchor, encoded, tokenizer.pad_token_id,
+                                "cpu") for name in ("anchored", "plain")}
+    assert cosine["anchored"] > cosine["plain"] + 0.05, cosine
+    with pytest.raises(BadInputError, match="reads BERT's \\[CLS\\] pooler"):  # a head without a sentence embedding
+        run_compress(tiny_bundle, CompressConfig(method={"name": "distill", "student_layers": 1, "train": train,
+                                                         "embedding_teacher": "base"}, measure={"enabled": False}),
+                     tmp_path / "cls", log=lambda line: None)

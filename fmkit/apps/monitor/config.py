@@ -39,8 +39,9 @@ class MonitorConfig(BaseModel):
     topic_encoder: str = Field("auto", description="encoder of a topics file: sentiment (the sentiment bundle's "
                                "own: one forward per text for both), minilm (or another base: the zero-shot "
                                "encoder on ONNX Runtime INT8, built once in the workspace), a text-retrieval "
-                               "bundle, or auto (minilm: sharing is 2x faster but its topics are far worse, "
-                               "docs/monitor_gold.md)")
+                               "bundle, or auto (the sentiment bundle's own when its embedding was distilled to "
+                               "minilm's (the default bundle built with student_layers); else minilm: sharing a plain "
+                               "fine-tuned encoder ruins the topics, docs/monitor_gold.md)")
     interval: str = Field("1d", description="length of one trend interval: 1h, 6h, 1d, ...")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)

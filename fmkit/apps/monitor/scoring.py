@@ -74,9 +74,11 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
     default of that kind and encoder). ``topic_encoder`` (few-shot topics only): "sentiment" -> the sentiment
     bundle's own encoder, one forward per text for both (an ONNX bundle); a base model name/folder (MiniLM:
     "minilm") -> that zero-shot encoder on ONNX Runtime INT8 (built once, cached in the workspace); a
-    text-retrieval bundle -> its own runtime; "auto" -> "minilm". Sharing is faster (632 vs 289 headlines/s in
-    the scorer) but the fine-tuned sentiment space separates topics badly: topic micro-F1 0.31 against the INT8
-    MiniLM's 0.51 on the gold test rows (docs/monitor_gold.md), so it is never the default.
+    text-retrieval bundle -> its own runtime; "auto" -> the sentiment bundle's own when its embedding was
+    distilled to MiniLM's (a default bundle built with ``student_layers``: ``embedding_anchor``), else "minilm".
+    Sharing the encoder of a plain fine-tuned bundle is faster (632 vs 289 headlines/s in the scorer) but its
+    fine-tuned space separates topics badly: topic micro-F1 0.31 against the INT8 MiniLM's 0.51 on the gold test
+    rows; an anchored 3-layer student's 0.40 (docs/monitor_gold.md).
     ``topic_precision`` is the PyTorch encoder's (fp32, bf16, auto), for a bundle on PyTorch.
     """
     from fmkit.apps.monitor.topics import DEFAULT_ENCODER, load_topics
@@ -91,7 +93,11 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
         path = None
     else:
         path = Path(str(sentiment)).expanduser()
-    share = few_shot and topic_encoder == SHARED  # a bundle that is not ONNX is refused by EmbeddingOnnxRuntime
+    anchor = embedding_anchor(path) if path is not None and few_shot else None
+    share = few_shot and (topic_encoder == SHARED or (topic_encoder == "auto" and anchor == DEFAULT_ENCODER))  # a
+    # bundle that is not ONNX is refused by EmbeddingOnnxRuntime
+    if share and anchor is not None:
+        log(f"scorer: {path}'s sentence embedding was distilled to {anchor}'s: the topics share its forward")
     if path is None:
         from fmkit.apps.monitor.lexicon import LexiconSentiment
 
@@ -104,9 +110,11 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
         model = BundleSentiment(path, threads=threads, share_encoder=share)
     encoder, default_threshold = None, None
     if share:
-        from fmkit.apps.monitor.topics import SHARED_THRESHOLD
+        from fmkit.apps.monitor.topics import ANCHORED_THRESHOLD, SHARED_THRESHOLD
 
-        encoder, default_threshold = model.topic_encoder(), SHARED_THRESHOLD
+        # an embedding distilled to MiniLM's and a plain fine-tuned one spread their similarities differently
+        encoder = model.topic_encoder()
+        default_threshold = ANCHORED_THRESHOLD if anchor is not None else SHARED_THRESHOLD
     elif few_shot:
         encoder = DEFAULT_ENCODER if topic_encoder == "auto" else topic_encoder
         if not Path(str(encoder)).expanduser().is_dir() or not _is_bundle(Path(str(encoder)).expanduser()):
@@ -127,6 +135,18 @@ def load_scorer(sentiment: str | None, topics: str | None, *, workspace: Path, t
 
 
 SHARED = "sentiment"  # topic_encoder: the sentiment bundle's own encoder
+
+
+def embedding_anchor(path: Path) -> str | None:
+    """The encoder whose embedding space the ONNX bundle ``path``'s sentence embedding was distilled to (distill's
+    ``embedding_teacher``): what it can stand in for. None for any other bundle, or a path that is not one."""
+    from fmkit.bundle import read_manifest
+    from fmkit.compress.methods.distill import embedding_anchor_of
+
+    if not _is_bundle(path):
+        return None
+    manifest = read_manifest(path)
+    return embedding_anchor_of(manifest) if manifest.runtime == "onnx" else None
 
 
 def _is_bundle(path: Path) -> bool:
